@@ -1,0 +1,363 @@
+"""The kpipe event contract: event types, extension attributes and payloads.
+
+Everything that crosses the broker is described here as frozen dataclasses
+with ``to_data`` / ``from_data`` conversions. They know nothing of HTTP;
+:mod:`eventing.http` turns an :class:`Event` into a binary-mode CloudEvent and
+back.
+
+Example:
+    >>> ref = ObjectRef("uploads", "cats/tabby.jpg")
+    >>> ObjectRef.from_data(ref.to_data()) == ref
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from eventing.errors import MalformedEvent
+
+JSON = dict[str, Any]
+
+
+class EventType(StrEnum):
+    """The CloudEvents ``type`` of every event kpipe emits."""
+
+    OBJECT_CREATED = "io.kpipe.object.created"
+    STEP_REQUESTED = "io.kpipe.step.requested"
+    STEP_COMPLETED = "io.kpipe.step.completed"
+    STEP_FAILED = "io.kpipe.step.failed"
+    RUN_COMPLETED = "io.kpipe.run.completed"
+    RUN_FAILED = "io.kpipe.run.failed"
+
+
+# CloudEvents extension attribute names (lower-case letters and digits only).
+EXT_PIPELINE = "kpipepipeline"
+EXT_VERSION = "kpipeversion"
+EXT_RUN = "kpiperun"
+EXT_STEP = "kpipestep"
+EXT_FUNCTION = "kpipefunction"
+EXT_TRACEPARENT = "traceparent"
+
+# The router subscribes to these; each part to STEP_REQUESTED with its name.
+ROUTER_EVENT_TYPES = (
+    EventType.OBJECT_CREATED,
+    EventType.STEP_COMPLETED,
+    EventType.STEP_FAILED,
+)
+
+
+def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    """Return ``data[name]`` if it has the right type, else raise MalformedEvent."""
+    if not isinstance(data, Mapping):
+        raise MalformedEvent(f"event data must be a JSON object, got {type(data).__name__}")
+    if name not in data:
+        raise MalformedEvent(f"event data is missing {name!r}", field=name)
+    value = data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedEvent(f"event data field {name!r} has the wrong type", field=name)
+    return value
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A pointer to one object in the object store."""
+
+    bucket: str
+    key: str
+
+    def to_data(self) -> JSON:
+        return {"bucket": self.bucket, "key": self.key}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ObjectRef:
+        bucket = _require(data, "bucket", str)
+        key = _require(data, "key", str)
+        if not bucket or not key:
+            raise MalformedEvent("object reference needs a bucket and a key", field="key")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """The extension attributes every pipeline event carries."""
+
+    pipeline: str
+    version: int
+    run: str
+    step: str = ""
+    function: str = ""
+    traceparent: str | None = None
+
+    def for_step(self, step: str, function: str) -> PipelineContext:
+        """The same run, addressed to another step."""
+        return PipelineContext(
+            self.pipeline, self.version, self.run, step, function, self.traceparent
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One kpipe event: a CloudEvent's attributes plus its JSON data."""
+
+    type: EventType
+    source: str
+    data: JSON
+    context: PipelineContext | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    subject: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    """Data of ``io.kpipe.object.created``: one new object in a bucket."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str = "application/octet-stream"
+    version_id: str | None = None
+    sequencer: str | None = None
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.bucket, self.key)
+
+    def event_id(self) -> str:
+        """A stable id, so a duplicated notification gives a duplicated id."""
+        identity = "\0".join((self.bucket, self.key, self.etag, self.version_id or ""))
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def to_data(self) -> JSON:
+        data: JSON = {
+            "bucket": self.bucket,
+            "key": self.key,
+            "size": self.size,
+            "etag": self.etag,
+            "content_type": self.content_type,
+        }
+        if self.version_id is not None:
+            data["version_id"] = self.version_id
+        if self.sequencer is not None:
+            data["sequencer"] = self.sequencer
+        return data
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ObjectCreated:
+        ref = ObjectRef.from_data(data)
+        size = _require(data, "size", int)
+        if size < 0:
+            raise MalformedEvent("object size must not be negative", field="size")
+        version_id = data.get("version_id")
+        sequencer = data.get("sequencer")
+        return cls(
+            bucket=ref.bucket,
+            key=ref.key,
+            size=size,
+            etag=_require(data, "etag", str),
+            content_type=str(data.get("content_type") or "application/octet-stream"),
+            version_id=str(version_id) if version_id is not None else None,
+            sequencer=str(sequencer) if sequencer is not None else None,
+        )
+
+    def to_event(self, source: str) -> Event:
+        return Event(
+            type=EventType.OBJECT_CREATED,
+            source=source,
+            data=self.to_data(),
+            id=self.event_id(),
+            subject=f"{self.bucket}/{self.key}",
+        )
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What one finished step produced: object refs and small metadata."""
+
+    outputs: tuple[ObjectRef, ...] = ()
+    metadata: JSON = field(default_factory=dict)
+
+    def to_data(self) -> JSON:
+        return {"outputs": [o.to_data() for o in self.outputs], "metadata": self.metadata}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> StepOutput:
+        outputs = _require(data, "outputs", list)
+        metadata = data.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise MalformedEvent("step metadata must be a JSON object", field="metadata")
+        return cls(tuple(ObjectRef.from_data(o) for o in outputs), metadata)
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One step to run: its id in the pipeline, its part and its params."""
+
+    id: str
+    function: str
+    params: JSON = field(default_factory=dict)
+
+    def to_data(self) -> JSON:
+        return {"id": self.id, "function": self.function, "params": self.params}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> StepCall:
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise MalformedEvent("step params must be a JSON object", field="params")
+        return cls(_require(data, "id", str), _require(data, "function", str), params)
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Data of ``io.kpipe.step.requested``: what a part must do.
+
+    ``calls`` holds one step, or several consecutive steps when the pipeline
+    fuses them: the part then runs them in memory and writes only the last
+    one's output.
+
+    ``output`` is where the (last) step writes its image. The part keeps the
+    key's stem and changes only its extension when it changes the format, so
+    a redelivered request overwrites the same object. ``final`` says the
+    output is a pipeline output: a part that makes no new image (a detector)
+    then copies its input there.
+    """
+
+    source: ObjectRef
+    inputs: tuple[ObjectRef, ...]
+    calls: tuple[StepCall, ...]
+    output: ObjectRef
+    final: bool = False
+    upstream: Mapping[str, StepOutput] = field(default_factory=dict)
+    attempt: int = 1
+
+    def to_data(self) -> JSON:
+        return {
+            "source": self.source.to_data(),
+            "inputs": [i.to_data() for i in self.inputs],
+            "calls": [c.to_data() for c in self.calls],
+            "output": self.output.to_data(),
+            "final": self.final,
+            "upstream": {k: v.to_data() for k, v in self.upstream.items()},
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> StepRequest:
+        inputs = _require(data, "inputs", list)
+        calls = _require(data, "calls", list)
+        if not inputs:
+            raise MalformedEvent("a step request needs at least one input", field="inputs")
+        if not calls:
+            raise MalformedEvent("a step request needs at least one call", field="calls")
+        upstream = data.get("upstream", {})
+        if not isinstance(upstream, dict):
+            raise MalformedEvent("upstream must be a JSON object", field="upstream")
+        attempt = data.get("attempt", 1)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise MalformedEvent("attempt must be a positive integer", field="attempt")
+        return cls(
+            source=ObjectRef.from_data(_require(data, "source", dict)),
+            inputs=tuple(ObjectRef.from_data(i) for i in inputs),
+            calls=tuple(StepCall.from_data(c) for c in calls),
+            output=ObjectRef.from_data(_require(data, "output", dict)),
+            final=bool(data.get("final", False)),
+            upstream={str(k): StepOutput.from_data(v) for k, v in upstream.items()},
+            attempt=attempt,
+        )
+
+
+@dataclass(frozen=True)
+class StepCompleted:
+    """Data of ``io.kpipe.step.completed``."""
+
+    result: StepOutput
+    duration_ms: float = 0.0
+
+    def to_data(self) -> JSON:
+        return {**self.result.to_data(), "duration_ms": round(self.duration_ms, 3)}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> StepCompleted:
+        duration = data.get("duration_ms", 0.0)
+        if not isinstance(duration, int | float) or isinstance(duration, bool):
+            raise MalformedEvent("duration_ms must be a number", field="duration_ms")
+        return cls(StepOutput.from_data(data), float(duration))
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    """Data of ``io.kpipe.step.failed``: why a step failed."""
+
+    code: str
+    message: str
+    retryable: bool = False
+
+    def to_data(self) -> JSON:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> StepFailed:
+        return cls(
+            code=_require(data, "code", str),
+            message=_require(data, "message", str),
+            retryable=bool(data.get("retryable", False)),
+        )
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """Data of ``io.kpipe.run.completed`` and ``io.kpipe.run.failed``."""
+
+    run: str
+    pipeline: str
+    version: int
+    status: str
+    source: ObjectRef
+    outputs: tuple[ObjectRef, ...] = ()
+    error: StepFailed | None = None
+
+    def to_data(self) -> JSON:
+        return {
+            "run": self.run,
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "status": self.status,
+            "source": self.source.to_data(),
+            "outputs": [o.to_data() for o in self.outputs],
+            "error": self.error.to_data() if self.error else None,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> RunFinished:
+        error = data.get("error")
+        return cls(
+            run=_require(data, "run", str),
+            pipeline=_require(data, "pipeline", str),
+            version=_require(data, "version", int),
+            status=_require(data, "status", str),
+            source=ObjectRef.from_data(_require(data, "source", dict)),
+            outputs=tuple(ObjectRef.from_data(o) for o in data.get("outputs", [])),
+            error=StepFailed.from_data(error) if isinstance(error, dict) else None,
+        )
+
+
+def step_event_id(context: PipelineContext, attempt: int, kind: EventType) -> str:
+    """A stable event id per run, step, attempt and kind.
+
+    A redelivered event keeps its id, so a receiver can drop duplicates by
+    CloudEvents ``source`` + ``id``; a retried step gets a new attempt and so
+    a new id.
+    """
+    return f"{context.run}.{context.step}.{attempt}.{kind.value.removeprefix('io.kpipe.')}"

@@ -1,0 +1,60 @@
+"""Fixtures shared by every test package: free ports and real photos."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A factory of free loopback ports (tests never use the stack's fixed ports)."""
+    return _free_port
+
+
+def encode(pixels: npt.NDArray[np.uint8], fmt: str = "JPEG", **save: object) -> bytes:
+    """Encode an array as image bytes with Pillow."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> npt.NDArray[np.uint8]:
+    """scikit-image's astronaut photo (512x512 RGB, one frontal face)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg(astronaut: npt.NDArray[np.uint8]) -> bytes:
+    return encode(astronaut, "JPEG", quality=92)
+
+
+@pytest.fixture(scope="session")
+def cat() -> npt.NDArray[np.uint8]:
+    """scikit-image's chelsea photo (a cat, no human face)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.chelsea())
+
+
+@pytest.fixture(scope="session")
+def text_page() -> npt.NDArray[np.uint8]:
+    """scikit-image's scanned page of printed text (grayscale)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.page())

@@ -1,0 +1,87 @@
+"""The MinIO webhook to CloudEvent adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from eventing.adapter import create_adapter_app
+from eventing.contract import Event, EventType
+from eventing.errors import DeliveryFailed
+
+SAMPLE = "put-unversioned-nested-key.json"
+
+
+class RecordingSink:
+    """A BrokerClient fake: records events, or refuses them all."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.events: list[Event] = []
+        self.refuse = refuse
+
+    def send(self, event: Event) -> None:
+        if self.refuse:
+            raise DeliveryFailed("broker down", status=503)
+        self.events.append(event)
+
+
+@pytest.fixture
+def sample(samples_dir: Path) -> bytes:
+    return (samples_dir / SAMPLE).read_bytes()
+
+
+def test_sends_one_event_per_created_object(sample: bytes) -> None:
+    sink = RecordingSink()
+    with TestClient(create_adapter_app(sink, "s3cret")) as client:
+        response = client.post("/", content=sample, headers={"Authorization": "Bearer s3cret"})
+    assert (response.status_code, response.json()) == (200, {"events": 1})
+    (event,) = sink.events
+    assert event.type is EventType.OBJECT_CREATED
+    assert event.source == "/kpipe/s3/images"
+    assert event.data["key"] == "uploads/2026/03/cat photo.jpg"
+
+
+def test_duplicate_notifications_give_duplicate_ids(sample: bytes) -> None:
+    sink = RecordingSink()
+    with TestClient(create_adapter_app(sink, None)) as client:
+        client.post("/", content=sample)
+        client.post("/", content=sample)
+    assert sink.events[0].id == sink.events[1].id
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "s3cret", "Basic s3cret"])
+def test_wrong_or_missing_token_is_401(sample: bytes, header: str | None) -> None:
+    sink = RecordingSink()
+    headers = {"Authorization": header} if header else {}
+    with TestClient(create_adapter_app(sink, "s3cret")) as client:
+        response = client.post("/", content=sample, headers=headers)
+    assert response.status_code == 401
+    assert "s3cret" not in response.text
+    assert sink.events == []
+
+
+def test_malformed_body_is_400() -> None:
+    with TestClient(create_adapter_app(RecordingSink())) as client:
+        response = client.post("/", content=b'{"no": "records"}')
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_notification"
+
+
+def test_oversized_body_is_413() -> None:
+    with TestClient(create_adapter_app(RecordingSink(), max_body=100)) as client:
+        response = client.post("/", content=b"x" * 101)
+    assert response.status_code == 413
+
+
+def test_broker_refusal_is_503_so_minio_retries(sample: bytes) -> None:
+    with TestClient(create_adapter_app(RecordingSink(refuse=True))) as client:
+        response = client.post("/", content=sample)
+    assert response.status_code == 503
+    assert response.json()["error"] == "delivery_failed"
+
+
+def test_healthz() -> None:
+    with TestClient(create_adapter_app(RecordingSink())) as client:
+        assert client.get("/healthz").status_code == 200
