@@ -1,0 +1,81 @@
+"""Errors a step can end with; each becomes a ``step.failed`` event.
+
+``code`` is the machine-readable error code in the event; ``retryable`` says
+whether the same request could succeed later. Transient faults (object store
+or Triton unreachable) are answered with a 5xx so the broker redelivers;
+everything else is answered with a ``step.failed`` event.
+"""
+
+from __future__ import annotations
+
+from kpipe.errors import KpipeError
+
+
+class StepError(KpipeError):
+    """Root of the errors a part raises while running a step."""
+
+    code = "step_error"
+    retryable = False
+
+
+class BadParams(StepError, ValueError):
+    """The step's params do not fit the part's schema."""
+
+    code = "bad_params"
+
+    def __init__(self, function: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{function}: {message}")
+        self.field = field
+
+
+class BadImage(StepError, ValueError):
+    """An input object is not an image kpipe can decode."""
+
+    code = "bad_image"
+
+    def __init__(self, ref: object, reason: str) -> None:
+        super().__init__(f"{ref} is not a usable image: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+
+class ImageTooLarge(BadImage):
+    """An image declares more pixels than the configured limit (a decompression bomb)."""
+
+    code = "image_too_large"
+
+
+class ObjectMissing(StepError, LookupError):
+    """An input object is gone (deleted between its notification and its processing)."""
+
+    code = "object_missing"
+
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"{ref} does not exist")
+        self.ref = ref
+
+
+class StoreUnavailable(StepError, ConnectionError):
+    """The object store did not answer; the delivery is retried."""
+
+    code = "store_unavailable"
+    retryable = True
+
+
+class ModelNotReady(StepError):
+    """Triton is down or does not serve the model a part needs."""
+
+    code = "model_not_ready"
+    retryable = True
+
+    def __init__(self, model: str, url: str, reason: str = "") -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"model {model} not ready on Triton at {url}{detail}")
+        self.model = model
+        self.url = url
+
+
+class InferenceFailed(StepError):
+    """Triton answered an inference request with an error."""
+
+    code = "inference_failed"

@@ -1,0 +1,126 @@
+"""What running a step needs, and its per-process lifecycle.
+
+A :class:`StepRuntime` bundles the object store, the catalogue, the inference
+client factory and the image limits. :class:`ProcessRuntime` builds one from
+the environment on first use and keeps it for the life of the process, so a
+warm Knative pod reuses its connections.
+
+Example:
+    >>> runtime = ProcessRuntime()  # reads nothing yet
+    >>> runtime.get().images.max_pixels  # doctest: +SKIP
+    50000000
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from functions.catalog import Catalog, default_catalog
+from functions.inference import InferenceClient
+from functions.metrics import PartMetrics
+from functions.store import MinioStore, ObjectStore
+from kpipe.settings import ImageSettings, InferenceSettings, ObjectStoreSettings
+from kpipe.telemetry import Telemetry
+
+
+@dataclass(frozen=True)
+class StepRuntime:
+    """The services a step runs with."""
+
+    store: ObjectStore
+    catalog: Catalog
+    images: ImageSettings
+    # Opens (or reuses) an inference client; None where no part needs one.
+    inference: Callable[[], InferenceClient] | None = None
+    # Traces and metrics; None in tests that do not look at them.
+    telemetry: Telemetry | None = None
+    metrics: PartMetrics | None = None
+
+
+class PerThreadInference:
+    """An inference-client factory that gives each thread its own Triton client.
+
+    The Triton HTTP client is not thread-safe, and functions-framework serves
+    requests on a pool of threads; each thread's client is opened on its first
+    AI step and reused after that.
+    """
+
+    def __init__(self, settings: InferenceSettings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._clients: list[InferenceClient] = []
+
+    def __call__(self) -> InferenceClient:
+        client: InferenceClient | None = getattr(self._local, "client", None)
+        if client is None:
+            # Imported here: tritonclient is only loaded by AI steps.
+            from functions.inference import TritonInferenceClient
+
+            client = TritonInferenceClient.from_settings(self._settings)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every thread's client."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+
+class ProcessRuntime:
+    """The process's :class:`StepRuntime`, built from env vars on first use.
+
+    Reads ``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY``,
+    ``MINIO_SECURE``, ``MINIO_REGION``, ``MINIO_TIMEOUT_S`` (the store),
+    ``TRITON_URL``, ``TRITON_TIMEOUT_S``, ``TRITON_READY_WAIT_S`` (AI steps)
+    and ``KPIPE_MAX_PIXELS`` (image limit).
+    """
+
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self._catalog = catalog
+        # Built at import so /metrics answers before the first step.
+        self.telemetry = Telemetry("kpipe-functions")
+        self.metrics = PartMetrics(self.telemetry.registry)
+        self._lock = threading.Lock()
+        self._runtime: StepRuntime | None = None
+        self._store: MinioStore | None = None
+        self._inference: PerThreadInference | None = None
+
+    def get(self) -> StepRuntime:
+        """The runtime, built on the first call.
+
+        Raises:
+            pydantic.ValidationError: An env var has an invalid value.
+        """
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime
+        with self._lock:
+            if self._runtime is None:
+                self._store = MinioStore(ObjectStoreSettings())
+                self._inference = PerThreadInference(InferenceSettings())
+                self._runtime = StepRuntime(
+                    store=self._store,
+                    catalog=self._catalog or default_catalog(),
+                    images=ImageSettings(),
+                    inference=self._inference,
+                    telemetry=self.telemetry,
+                    metrics=self.metrics,
+                )
+            return self._runtime
+
+    def close(self) -> None:
+        """Close the store's connections and the inference clients."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            if self._inference is not None:
+                self._inference.close()
+            self._runtime = self._store = self._inference = None
+        self.telemetry.close()

@@ -1,0 +1,101 @@
+"""The catalogue: names, lazy lookup, descriptions for the REST API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from functions.catalog import Catalog, UnknownFunction, default_catalog
+from functions.errors import StepError
+
+NAMES = [
+    "resize",
+    "convert",
+    "detect_faces",
+    "detect_text",
+    "detect_objects",
+    "blur",
+    "blur_faces",
+    "annotate",
+]
+
+
+def test_names_are_the_function_targets() -> None:
+    assert default_catalog().names() == NAMES
+
+
+def test_unknown_function() -> None:
+    with pytest.raises(UnknownFunction) as caught:
+        Catalog().get("sharpen")
+    assert isinstance(caught.value, KeyError)
+    assert isinstance(caught.value, StepError)
+    assert caught.value.code == "unknown_function"
+    assert str(caught.value).startswith("unknown function 'sharpen'")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_describe_each_part(name: str) -> None:
+    (entry,) = [e for e in default_catalog().describe() if e["name"] == name]
+    assert set(entry) == {
+        "name",
+        "group",
+        "summary",
+        "params",
+        "input",
+        "output",
+        "labels",
+        "uses_inference",
+    }
+    assert entry["group"] in {"pre-processing", "ai", "post-processing"}
+    assert entry["input"] == "image"
+    assert entry["output"] in {"image", "detections"}
+    assert entry["summary"]
+    assert entry["params"]["type"] == "object"
+    json.dumps(entry)  # JSON-ready as is
+
+
+PARAMS = [
+    (name, field) for name in NAMES for field in default_catalog().get(name).schema()["properties"]
+]
+
+
+@pytest.mark.parametrize(("name", "field"), PARAMS)
+def test_every_param_is_documented(name: str, field: str) -> None:
+    # The web page builds its form from these schemas.
+    schema = default_catalog().get(name).schema()["properties"][field]
+    assert schema.get("description")
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ({"resize": "functions.errors"}, "exports no PART"),
+        ({"convert": "functions.parts.resize"}, "named 'resize'"),
+    ],
+    ids=["no-part", "wrong-name"],
+)
+def test_broken_entries_fail_loudly(modules: dict[str, str], message: str) -> None:
+    name = next(iter(modules))
+    with pytest.raises(ImportError, match=message):
+        Catalog(modules).get(name)
+
+
+def test_validating_params_loads_neither_opencv_nor_onnx() -> None:
+    # The router validates pipelines with the catalogue; it must stay light.
+    script = (
+        "import sys\n"
+        "from functions.catalog import default_catalog\n"
+        "catalog = default_catalog()\n"
+        "for name in catalog.names():\n"
+        "    catalog.get(name).schema()\n"
+        "catalog.get('resize').parse_params({'max_side': 64})\n"
+        "catalog.get('blur_faces').parse_params({'strength': 50})\n"
+        "print(sorted(m for m in ('cv2', 'onnxruntime', 'tritonclient') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

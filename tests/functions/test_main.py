@@ -1,0 +1,186 @@
+"""functions/main.py as functions-framework serves it: Flask test client and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import flask
+import functions_framework
+import pytest
+from minio import Minio
+
+import functions
+from eventing.contract import Event, EventType, ObjectRef, PipelineContext, StepCall, StepRequest
+from eventing.http import from_http, to_http
+
+SOURCE_FILE = str(Path(functions.__file__).parent / "main.py")
+TARGETS = [
+    "resize",
+    "convert",
+    "detect_faces",
+    "detect_text",
+    "detect_objects",
+    "blur",
+    "blur_faces",
+    "annotate",
+]
+BUCKET = "uploads"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> str:
+    """The env vars a deployed function gets, pointing at the test S3 server."""
+    monkeypatch.setenv("MINIO_ENDPOINT", s3_endpoint)
+    monkeypatch.setenv("MINIO_ACCESS_KEY", "test")
+    monkeypatch.setenv("MINIO_SECRET_KEY", "test")
+    monkeypatch.setenv("MINIO_TIMEOUT_S", "5")
+    return s3_endpoint
+
+
+def _app(target: str) -> flask.Flask:
+    app: flask.Flask = functions_framework.create_app(target=target, source=SOURCE_FILE)
+    return app
+
+
+def _delivery(
+    function: str, source: ObjectRef, params: dict[str, object]
+) -> tuple[dict[str, str], bytes]:
+    request = StepRequest(
+        source=source,
+        inputs=(source,),
+        calls=(StepCall("s1", function, params),),
+        output=ObjectRef(BUCKET, f"runs/run-1/s1/{Path(source.key).name}"),
+    )
+    context = PipelineContext("anonymise", 3, "run-1", "s1", function)
+    return to_http(Event(EventType.STEP_REQUESTED, "/kpipe/router", request.to_data(), context))
+
+
+@pytest.mark.parametrize(
+    ("target", "params", "expected_key"),
+    [
+        ("resize", {"max_side": 100}, "runs/run-1/s1/astronaut.jpg"),
+        ("blur_faces", {}, "runs/run-1/s1/astronaut.jpg"),
+        ("convert", {"format": "webp"}, "runs/run-1/s1/astronaut.webp"),
+    ],
+)
+def test_step_requested_gets_a_completed_cloudevent(
+    env: str,
+    raw_s3: Minio,
+    upload: Callable[[str, bytes], ObjectRef],
+    astronaut_jpeg: bytes,
+    target: str,
+    params: dict[str, object],
+    expected_key: str,
+) -> None:
+    source = upload("photos/astronaut.jpg", astronaut_jpeg)
+    etag = raw_s3.stat_object(BUCKET, source.key).etag
+    headers, body = _delivery(target, source, params)
+    reply = _app(target).test_client().post("/", headers=headers, data=body)
+    assert reply.status_code == 200
+    assert reply.headers["ce-type"] == "io.kpipe.step.completed"
+    assert reply.headers["ce-source"] == f"/kpipe/functions/{target}"
+    assert reply.data != b"OK"
+    event = from_http(dict(reply.headers), reply.data)
+    assert event.data["outputs"] == [{"bucket": BUCKET, "key": expected_key}]
+    assert raw_s3.stat_object(BUCKET, expected_key).size > 0
+    # The upload is never modified.
+    assert raw_s3.stat_object(BUCKET, source.key).etag == etag
+    assert raw_s3.get_object(BUCKET, source.key).read() == astronaut_jpeg
+
+
+def test_malformed_event_gets_400(env: str) -> None:
+    reply = (
+        _app("resize")
+        .test_client()
+        .post("/", headers={"content-type": "application/json"}, data=b'{"hello": "world"}')
+    )
+    assert reply.status_code == 400
+    assert reply.json is not None
+    assert reply.json["error"] == "malformed_event"
+    assert "ce-type" not in reply.headers
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_get_is_a_health_check(target: str) -> None:
+    reply = _app(target).test_client().get("/")
+    assert reply.status_code == 200
+    assert reply.json == {"function": target, "ready": True}
+
+
+def test_other_methods_are_refused() -> None:
+    reply = _app("blur").test_client().delete("/")
+    assert reply.status_code == 405
+    assert reply.json is not None
+
+
+def test_bad_configuration_is_a_json_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIO_TIMEOUT_S", "soon")
+    source = ObjectRef(BUCKET, "photos/cat.jpg")
+    headers, body = _delivery("resize", source, {"width": 10})
+    reply = _app("resize").test_client().post("/", headers=headers, data=body)
+    assert reply.status_code == 500
+    assert reply.json is not None
+    assert reply.json["error"] == "misconfigured"
+
+
+@pytest.mark.slow
+def test_functions_framework_cli_serves_a_target(free_port: Callable[[], int]) -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--source",
+        SOURCE_FILE,
+        "--target",
+        "detect_faces",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
+    process = subprocess.Popen(
+        command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as answer:
+                    health = json.load(answer)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert health == {"function": "detect_faces", "ready": True}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_metrics_count_steps_by_outcome(
+    env: str, upload: Callable[[str, bytes], ObjectRef], astronaut_jpeg: bytes
+) -> None:
+    app = _app("resize").test_client()
+    source = upload("photos/metrics.jpg", astronaut_jpeg)
+    good = _delivery("resize", source, {"max_side": 64})
+    bad = _delivery("resize", ObjectRef(BUCKET, "photos/missing.jpg"), {"max_side": 64})
+    for headers, body in (good, bad):
+        assert app.post("/", headers=headers, data=body).status_code == 200
+    metrics = app.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.content_type.startswith("text/plain")
+    text = metrics.get_data(as_text=True)
+    assert 'kpipe_events_in_total{function="resize"} 2.0' in text
+    assert 'kpipe_events_out_total{function="resize",type="io.kpipe.step.completed"} 1.0' in text
+    assert 'kpipe_step_failures_total{code="object_missing",function="resize"} 1.0' in text
+    assert 'kpipe_step_duration_seconds_count{function="resize"} 2.0' in text
+    assert 'kpipe_steps_in_flight{function="resize"} 0.0' in text

@@ -1,0 +1,186 @@
+"""The step SDK's run_request on a real S3 server: outputs, fusing, refusals."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from minio import Minio
+from PIL import Image
+
+from eventing.contract import ObjectRef, StepRequest
+from functions.catalog import UnknownFunction
+from functions.errors import BadParams, ObjectMissing
+from functions.runtime import StepRuntime
+from functions.step import UnsafeOutput, output_ref, run_request
+
+BUCKET = "uploads"
+Upload = Callable[[str, bytes], ObjectRef]
+MakeRequest = Callable[..., StepRequest]
+
+
+def _image(raw_s3: Minio, ref: ObjectRef) -> Image.Image:
+    return Image.open(io.BytesIO(raw_s3.get_object(ref.bucket, ref.key).read()))
+
+
+@pytest.mark.parametrize(
+    ("requested", "extension", "expected"),
+    [
+        ("runs/r1/s1/photo.jpg", ".png", "runs/r1/s1/photo.png"),
+        ("runs/r1/s1/photo", ".jpg", "runs/r1/s1/photo.jpg"),
+        ("runs/v1.2/photo.tar.jpeg", ".webp", "runs/v1.2/photo.tar.webp"),
+    ],
+)
+def test_output_ref_replaces_only_the_extension(
+    requested: str, extension: str, expected: str
+) -> None:
+    assert output_ref(ObjectRef("out", requested), extension) == ObjectRef("out", expected)
+
+
+def test_resize_writes_its_output(
+    runtime: StepRuntime,
+    raw_s3: Minio,
+    upload: Upload,
+    make_request: MakeRequest,
+    astronaut_jpeg: bytes,
+) -> None:
+    source = upload("in/astronaut.jpg", astronaut_jpeg)
+    completed = run_request(make_request(source, ("resize", {"max_side": 128})), runtime)
+    (output,) = completed.result.outputs
+    assert output == ObjectRef(BUCKET, "runs/r1/out.jpg")
+    assert _image(raw_s3, output).size == (128, 128)
+    assert completed.result.metadata["image"] == {"width": 128, "height": 128}
+    assert completed.duration_ms > 0
+    assert raw_s3.get_object(BUCKET, "in/astronaut.jpg").read() == astronaut_jpeg
+
+
+def test_convert_changes_the_extension(
+    runtime: StepRuntime,
+    raw_s3: Minio,
+    upload: Upload,
+    make_request: MakeRequest,
+    cat: npt.NDArray[np.uint8],
+) -> None:
+    source = upload("in/cat.jpg", _jpeg(cat))
+    completed = run_request(make_request(source, ("convert", {"format": "png"})), runtime)
+    (output,) = completed.result.outputs
+    assert output.key == "runs/r1/out.png"
+    assert raw_s3.stat_object(BUCKET, output.key).content_type == "image/png"
+    assert _image(raw_s3, output).format == "PNG"
+
+
+def test_redelivery_overwrites_the_same_key(
+    runtime: StepRuntime,
+    raw_s3: Minio,
+    upload: Upload,
+    make_request: MakeRequest,
+    astronaut_jpeg: bytes,
+) -> None:
+    source = upload("in/astronaut.jpg", astronaut_jpeg)
+    request = make_request(source, ("resize", {"width": 64}))
+    first = run_request(request, runtime)
+    second = run_request(replace(request, attempt=2), runtime)
+    assert first.result.outputs == second.result.outputs
+    assert [o.object_name for o in raw_s3.list_objects(BUCKET, "runs/", recursive=True)] == [
+        "runs/r1/out.jpg"
+    ]
+
+
+def test_detector_passes_its_input_through(
+    runtime: StepRuntime,
+    raw_s3: Minio,
+    upload: Upload,
+    make_request: MakeRequest,
+    astronaut_jpeg: bytes,
+) -> None:
+    source = upload("in/astronaut.jpg", astronaut_jpeg)
+    completed = run_request(make_request(source, ("detect_faces", {})), runtime)
+    assert completed.result.outputs == (source,)
+    assert completed.result.metadata["count"] == 1
+    assert list(raw_s3.list_objects(BUCKET, "runs/", recursive=True)) == []
+
+
+def test_final_detector_copies_its_input(
+    runtime: StepRuntime,
+    raw_s3: Minio,
+    upload: Upload,
+    make_request: MakeRequest,
+    astronaut_jpeg: bytes,
+) -> None:
+    source = upload("in/astronaut.jpeg", astronaut_jpeg)
+    request = make_request(source, ("detect_faces", {}), output_key="runs/r1/out.png", final=True)
+    completed = run_request(request, runtime)
+    (output,) = completed.result.outputs
+    assert output == ObjectRef(BUCKET, "runs/r1/out.jpeg")  # the input's extension
+    assert raw_s3.get_object(BUCKET, output.key).read() == astronaut_jpeg
+
+
+def test_fused_steps_run_in_memory(
+    runtime: StepRuntime,
+    raw_s3: Minio,
+    upload: Upload,
+    make_request: MakeRequest,
+    astronaut_jpeg: bytes,
+) -> None:
+    source = upload("in/astronaut.jpg", astronaut_jpeg)
+    request = make_request(
+        source,
+        ("resize", {"max_side": 256}),
+        ("detect_faces", {"min_size": 12}),
+        ("blur", {"labels": ["face"]}),
+        output_key="runs/r1/fused.jpg",
+    )
+    completed = run_request(request, runtime)
+    metadata = completed.result.metadata
+    assert metadata["blurred"] == 1  # the last step's keys at top level
+    assert set(metadata["steps"]) == {"s0", "s1", "s2"}
+    (face,) = metadata["steps"]["s1"]["detections"]
+    assert face["box"] == pytest.approx([88, 33, 136, 80], abs=3)  # in the resized picture
+    assert completed.result.outputs == (ObjectRef(BUCKET, "runs/r1/fused.jpg"),)
+    assert _image(raw_s3, completed.result.outputs[0]).size == (256, 256)
+    # Only the group's output was written: no intermediate objects.
+    assert [o.object_name for o in raw_s3.list_objects(BUCKET, "runs/", recursive=True)] == [
+        "runs/r1/fused.jpg"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [(("sharpen", {}), UnknownFunction), (("resize", {}), BadParams)],
+    ids=["unknown", "bad-params"],
+)
+def test_calls_are_checked_before_any_io(
+    runtime: StepRuntime,
+    make_request: MakeRequest,
+    call: tuple[str, dict[str, object]],
+    error: type[Exception],
+) -> None:
+    # The input does not exist: the call is refused before it is fetched.
+    with pytest.raises(error):
+        run_request(make_request(ObjectRef(BUCKET, "missing.jpg"), call), runtime)
+
+
+def test_missing_input(runtime: StepRuntime, make_request: MakeRequest) -> None:
+    with pytest.raises(ObjectMissing):
+        run_request(
+            make_request(ObjectRef(BUCKET, "missing.jpg"), ("resize", {"width": 9})), runtime
+        )
+
+
+def test_output_never_overwrites_the_source(
+    runtime: StepRuntime, upload: Upload, make_request: MakeRequest, astronaut_jpeg: bytes
+) -> None:
+    source = upload("in/astronaut.jpg", astronaut_jpeg)
+    request = make_request(source, ("resize", {"width": 9}), output_key="in/astronaut.png")
+    with pytest.raises(UnsafeOutput):
+        run_request(request, runtime)
+
+
+def _jpeg(pixels: npt.NDArray[np.uint8]) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
