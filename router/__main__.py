@@ -1,0 +1,28 @@
+"""Run the router and REST API: ``python -m router --port 8080``."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", envvar="KPIPE_ROUTER_HOST", show_default=True)
+# Knative injects PORT; kpipe up sets KPIPE_ROUTER_PORT.
+@click.option(
+    "--port", default=8080, type=int, envvar=["KPIPE_ROUTER_PORT", "PORT"], show_default=True
+)
+@click.option("--log-level", default="info", envvar="KPIPE_LOG_LEVEL", show_default=True)
+def main(host: str, port: int, log_level: str) -> None:
+    """Serve the router (broker deliveries on /events) and the REST API."""
+    from kpipe.logs import configure_logging
+    from router.api import create_app
+    from router.services import services_from_env
+
+    configure_logging("router", log_level)
+    app = create_app(services_from_env())
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""Routing: turn each incoming event into the events that come next.
+
+The router is stateless between events; a run's progress lives in the store.
+Every handler is idempotent: a redelivered or duplicated event changes
+nothing and, at most, re-sends requests that look lost.
+
+Example:
+    >>> from router.store import Store
+    >>> router = Router(Store("sqlite://"))
+    >>> router.handle(some_object_created_event)  # doctest: +SKIP
+    [Event(type=<EventType.STEP_REQUESTED ...>), ...]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+
+from eventing.contract import (
+    Event,
+    EventType,
+    ObjectCreated,
+    ObjectRef,
+    PipelineContext,
+    RunFinished,
+    StepCall,
+    StepCompleted,
+    StepFailed,
+    StepOutput,
+    StepRequest,
+    step_event_id,
+)
+from eventing.errors import MalformedEvent
+from router import keys
+from router.conditions import parse_condition
+from router.errors import Conflict, RunNotFound
+from router.spec import PipelineSpec, StepSpec
+from router.state import RunState, RunStatus, StepState, StepStatus
+from router.store import Store
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/kpipe/router"
+# Copies an object server-side; used when a terminal step is skipped, so the
+# pipeline's output still appears at its final key.
+Copier = Callable[[ObjectRef, ObjectRef], None]
+
+
+def _step_of(run: RunState, ctx: PipelineContext) -> StepState:
+    """The run's step an event is about; MalformedEvent if the run has no such step."""
+    step = run.steps.get(ctx.step)
+    if step is None:
+        raise MalformedEvent(f"run {ctx.run} has no step {ctx.step!r}", field="kpipestep")
+    return step
+
+
+def new_traceparent() -> str:
+    """A fresh W3C trace context for a run that arrived without one."""
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
+class Router:
+    """Decides, for each event, which events come next, and records run progress."""
+
+    def __init__(self, store: Store, copier: Copier | None = None, redrive_after_s: float = 30.0):
+        self._store = store
+        self._copier = copier
+        self._redrive_after_s = redrive_after_s
+        self._spec = lru_cache(maxsize=256)(self._load_spec)
+
+    def _load_spec(self, name: str, version: int) -> PipelineSpec:
+        # Versions are immutable, so caching them is always safe.
+        return self._store.get_pipeline(name, version).spec
+
+    def handle(self, event: Event) -> list[Event]:
+        """The events to emit in answer to ``event`` (possibly none)."""
+        if event.type is EventType.OBJECT_CREATED:
+            return self.on_object_created(ObjectCreated.from_data(event.data))
+        if event.context is None or not event.context.step:
+            raise MalformedEvent(f"{event.type} needs the kpiperun and kpipestep extensions")
+        if event.type is EventType.STEP_COMPLETED:
+            return self.on_step_completed(event.context, StepCompleted.from_data(event.data))
+        if event.type is EventType.STEP_FAILED:
+            return self.on_step_failed(event.context, StepFailed.from_data(event.data))
+        raise MalformedEvent(f"the router does not consume {event.type}", field="type")
+
+    # -- object.created ----------------------------------------------------
+
+    def on_object_created(self, obj: ObjectCreated) -> list[Event]:
+        """Start one run per registered pipeline whose trigger matches the object."""
+        events: list[Event] = []
+        for stored in self._store.list_pipelines():
+            spec = stored.spec
+            if spec.trigger.matches(obj.bucket, obj.key):
+                events += self.start_run(spec, stored.version, obj)
+        return events
+
+    def start_run(self, spec: PipelineSpec, version: int, obj: ObjectCreated) -> list[Event]:
+        """Create the run (once per object version) and request its first steps."""
+        now = time.time()
+        run_id = keys.run_id(spec.name, version, obj.bucket, obj.key, obj.etag)
+        run = RunState(
+            id=run_id,
+            pipeline=spec.name,
+            version=version,
+            source=obj.ref,
+            etag=obj.etag,
+            status=RunStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            traceparent=new_traceparent(),
+            steps={s.id: StepState(s.id, s.function) for s in spec.steps},
+        )
+        events = self._advance(spec, run, now)
+        if self._store.create_run(run):
+            log.info("run %s started: %s on %s", run_id, spec.name, obj.ref)
+            return events
+        # A duplicate notification: the run exists. Re-send only requests that look lost.
+        with self._store.run_tx(run_id) as existing:
+            return self._redrive(spec, existing, now)
+
+    # -- step.completed / step.failed --------------------------------------
+
+    def on_step_completed(self, ctx: PipelineContext, done: StepCompleted) -> list[Event]:
+        """Record a finished step and request every step that can now run."""
+        spec = self._spec(ctx.pipeline, ctx.version)
+        now = time.time()
+        with self._store.run_tx(ctx.run) as run:
+            step = _step_of(run, ctx)
+            if step.status.final:
+                return self._redrive(spec, run, now)
+            self._record_success(spec, run, ctx.step, done, now)
+            if run.status is RunStatus.FAILED:
+                return []  # a branch that finished after another failed the run
+            run.status = RunStatus.RUNNING
+            return self._advance(spec, run, now)
+
+    @staticmethod
+    def _record_success(
+        spec: PipelineSpec, run: RunState, head: str, done: StepCompleted, now: float
+    ) -> None:
+        """Mark a step, or every member of its fused group, succeeded."""
+        members = spec.groups.get(head, (head,))
+        per_step = done.result.metadata.get("steps") if len(members) > 1 else None
+        for member in members:
+            state = run.steps[member]
+            state.status = StepStatus.SUCCEEDED
+            state.finished_at = now
+            last = member == members[-1]
+            # A fused group makes no intermediate objects: only its last step has outputs.
+            state.outputs = done.result.outputs if last else ()
+            if isinstance(per_step, dict) and isinstance(per_step.get(member), dict):
+                state.metadata = per_step[member]
+            else:
+                state.metadata = done.result.metadata
+            state.duration_ms = done.duration_ms if last else None
+
+    def on_step_failed(self, ctx: PipelineContext, failure: StepFailed) -> list[Event]:
+        """Record a failed step (its whole fused group) and fail its run."""
+        spec = self._spec(ctx.pipeline, ctx.version)
+        now = time.time()
+        with self._store.run_tx(ctx.run) as run:
+            step = _step_of(run, ctx)
+            if step.status.final:
+                return []
+            for member in spec.groups.get(ctx.step, (ctx.step,)):
+                state = run.steps[member]
+                if not state.status.final:
+                    state.status = StepStatus.FAILED
+                    state.error = failure.to_data()
+                    state.finished_at = now
+            if run.status is RunStatus.FAILED:
+                return []
+            return [self._fail(run, {"step": ctx.step, **failure.to_data()}, now)]
+
+    def fail_run(self, run_id: str, error: Mapping[str, object]) -> list[Event]:
+        """Fail a run from outside a step (a dead letter, a deadline); no-op if it ended."""
+        now = time.time()
+        try:
+            with self._store.run_tx(run_id) as run:
+                if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+                    return []
+                return [self._fail(run, error, now)]
+        except RunNotFound:
+            return []
+
+    def retry_run(self, run_id: str) -> list[Event]:
+        """Restart a failed run from its failed steps; steps that succeeded are not run again.
+
+        Raises:
+            RunNotFound: no such run.
+            Conflict: the run has not failed.
+        """
+        run = self._store.get_run(run_id)
+        spec = self._spec(run.pipeline, run.version)
+        now = time.time()
+        with self._store.run_tx(run_id) as locked:
+            if locked.status is not RunStatus.FAILED:
+                raise Conflict(f"run {run_id} is {locked.status.value}; only failed runs retry")
+            for step in locked.steps.values():
+                if step.status in (StepStatus.FAILED, StepStatus.CANCELLED):
+                    step.status = StepStatus.WAITING
+                    step.error = None
+                    step.finished_at = None
+            locked.status = RunStatus.RUNNING
+            locked.error = None
+            locked.finished_at = None
+            # attempts grow, so the retried requests get new event ids
+            return self._advance(spec, locked, now)
+
+    # -- the state machine -------------------------------------------------
+
+    def _fail(self, run: RunState, error: Mapping[str, object], now: float) -> Event:
+        run.status = RunStatus.FAILED
+        run.error = dict(error)
+        run.finished_at = now
+        for other in run.steps.values():
+            if other.status is StepStatus.WAITING:
+                other.status = StepStatus.CANCELLED
+        failure = StepFailed(str(error.get("code", "failed")), str(error.get("message", "")))
+        return self._run_event(run, EventType.RUN_FAILED, failure)
+
+    def _inputs(self, run: RunState, step: StepSpec) -> tuple[ObjectRef, ...]:
+        if not step.after:
+            return (run.source,)
+        return tuple(ref for parent in step.after for ref in run.steps[parent].outputs)
+
+    def _advance(self, spec: PipelineSpec, run: RunState, now: float) -> list[Event]:
+        """Request (or skip) every waiting step whose parents are all done."""
+        events: list[Event] = []
+        progressed = True
+        while progressed:
+            progressed = False
+            for step in spec.steps:
+                state = run.steps[step.id]
+                parents = [run.steps[p] for p in step.after]
+                if state.status is not StepStatus.WAITING or not all(
+                    p.status.done for p in parents
+                ):
+                    continue
+                progressed = True
+                upstream = {a: run.steps[a].result for a in spec.ancestors(step.id)}
+                if self._condition_holds(step, upstream):
+                    attempt = state.attempt + 1
+                    for member in spec.groups[step.id]:
+                        run.steps[member].status = StepStatus.REQUESTED
+                        run.steps[member].attempt = attempt
+                        run.steps[member].requested_at = now
+                    events.append(self._request(spec, run, step, upstream))
+                else:
+                    self._skip(spec, run, step, now)
+        if all(s.status.final for s in run.steps.values()) and run.status is not RunStatus.FAILED:
+            run.status = RunStatus.SUCCEEDED
+            run.finished_at = now
+            run.outputs = tuple(o for t in spec.terminal_steps for o in run.steps[t].outputs)
+            events.append(self._run_event(run, EventType.RUN_COMPLETED))
+        return events
+
+    @staticmethod
+    def _condition_holds(step: StepSpec, upstream: dict[str, StepOutput]) -> bool:
+        metadata = {k: v.metadata for k, v in upstream.items()}
+        return all(parse_condition(text).evaluate(metadata) for text in step.when)
+
+    def _skip(self, spec: PipelineSpec, run: RunState, step: StepSpec, now: float) -> None:
+        state = run.steps[step.id]
+        state.status = StepStatus.SKIPPED
+        state.finished_at = now
+        state.outputs = self._inputs(run, step)
+        if step.id in spec.terminal_steps and self._copier is not None:
+            # A skipped last step still leaves the pipeline's output at its final key.
+            final = self._output_ref(spec, run, step, final=True).key
+            copies = []
+            for ref in state.outputs:
+                dest = ObjectRef(spec.output.bucket, keys.with_extension_of(final, ref.key))
+                self._copier(ref, dest)
+                copies.append(dest)
+            state.outputs = tuple(copies)
+
+    def _output_ref(
+        self, spec: PipelineSpec, run: RunState, step: StepSpec, final: bool
+    ) -> ObjectRef:
+        if final:
+            several = len(spec.terminal_steps) > 1
+            key = keys.final_key(spec.name, run.source.key, step.id if several else None)
+        else:
+            key = keys.intermediate_key(spec.name, run.id, step.id, run.source.key)
+        return ObjectRef(spec.output.bucket, key)
+
+    def _request(
+        self,
+        spec: PipelineSpec,
+        run: RunState,
+        step: StepSpec,
+        upstream: dict[str, StepOutput],
+    ) -> Event:
+        state = run.steps[step.id]
+        members = [spec.by_id[m] for m in spec.groups[step.id]]
+        last = members[-1]
+        final = last.id in spec.terminal_steps
+        ctx = PipelineContext(
+            run.pipeline, run.version, run.id, step.id, step.function, run.traceparent
+        )
+        request = StepRequest(
+            source=run.source,
+            inputs=self._inputs(run, step),
+            calls=tuple(StepCall(m.id, m.function, m.params) for m in members),
+            output=self._output_ref(spec, run, last, final),
+            final=final,
+            upstream=upstream,
+            attempt=state.attempt,
+        )
+        return Event(
+            type=EventType.STEP_REQUESTED,
+            source=SOURCE,
+            data=request.to_data(),
+            context=ctx,
+            id=step_event_id(ctx, state.attempt, EventType.STEP_REQUESTED),
+            subject=str(run.source),
+        )
+
+    def _redrive(self, spec: PipelineSpec, run: RunState, now: float) -> list[Event]:
+        """Re-send requests that have waited too long for an answer (lost events)."""
+        events = []
+        for step in spec.steps:
+            state = run.steps[step.id]
+            stale = (state.requested_at or now) <= now - self._redrive_after_s
+            is_head = spec.groups[step.id][0] == step.id
+            if is_head and state.status is StepStatus.REQUESTED and stale:
+                state.requested_at = now
+                upstream = {a: run.steps[a].result for a in spec.ancestors(step.id)}
+                events.append(self._request(spec, run, step, upstream))
+        return events
+
+    def redrive(self, run_id: str) -> list[Event]:
+        """Re-send a run's lost requests, if any (used by the stuck-run sweeper)."""
+        run = self._store.get_run(run_id)
+        spec = self._spec(run.pipeline, run.version)
+        with self._store.run_tx(run_id) as locked:
+            return self._redrive(spec, locked, time.time())
+
+    def _run_event(self, run: RunState, kind: EventType, error: StepFailed | None = None) -> Event:
+        ctx = PipelineContext(run.pipeline, run.version, run.id, traceparent=run.traceparent)
+        summary = RunFinished(
+            run=run.id,
+            pipeline=run.pipeline,
+            version=run.version,
+            status=run.status.value,
+            source=run.source,
+            outputs=run.outputs,
+            error=error,
+        )
+        return Event(
+            type=kind,
+            source=SOURCE,
+            data=summary.to_data(),
+            context=ctx,
+            id=f"{run.id}.{kind.value.removeprefix('io.kpipe.')}",
+            subject=str(run.source),
+        )

@@ -1,0 +1,82 @@
+"""Object keys the router chooses: run ids, final outputs, intermediates.
+
+Every key is deterministic, so a redelivered request overwrites instead of
+duplicating, and every output key stays under ``<pipeline>/`` with no ``..``
+segment, whatever the source key looks like.
+
+Example:
+    >>> final_key("privacy-blur", "2026/cat photo.jpg")
+    'privacy-blur/2026/cat photo.jpg'
+    >>> final_key("p", "../../etc/passwd")
+    'p/__/__/etc/passwd'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# S3 limits keys to 1024 bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+# A part swaps a key's extension for its output format's (".webp" at most), so
+# keys leave that much room under the limit.
+EXTENSION_ROOM = 8
+# Two or more dots, or one at the end of a segment (a part appending ".jpg"
+# to "name." would make "name..jpg").
+_DOTS = re.compile(r"\.{2,}|\.$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def run_id(pipeline: str, version: int, bucket: str, key: str, etag: str) -> str:
+    """The id of the run of one pipeline version over one object version.
+
+    A duplicated notification (same etag) gives the same id, so it cannot
+    start a second run; a new upload under the same key (new etag) does.
+    """
+    identity = "\0".join((pipeline, str(version), bucket, key, etag))
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+def _safe_segments(key: str) -> list[str]:
+    segments = []
+    for segment in key.split("/"):
+        if segment in ("", "."):
+            continue
+        segment = _CONTROL.sub("_", segment)
+        segments.append(_DOTS.sub(lambda m: "_" * len(m.group()), segment))
+    return segments or ["_"]
+
+
+def _fit(prefix: str, rest: str) -> str:
+    """``prefix + rest``, shortened from the front of ``rest`` to fit S3's key limit."""
+    key = prefix + rest
+    limit = MAX_KEY_BYTES - EXTENSION_ROOM
+    if len(key.encode()) <= limit:
+        return key
+    digest = hashlib.sha256(rest.encode()).hexdigest()[:16]
+    budget = limit - len(prefix.encode()) - len(digest) - 1
+    tail = rest.encode()[-budget:].decode(errors="ignore")
+    return f"{prefix}{digest}-{tail}"
+
+
+def final_key(pipeline: str, source_key: str, step: str | None = None) -> str:
+    """Where a final output goes: ``<pipeline>/[<step>/]<source key>``.
+
+    ``step`` is given when a pipeline has several terminal steps, so their
+    outputs do not overwrite each other.
+    """
+    prefix = f"{pipeline}/" + (f"{step}/" if step else "")
+    return _fit(prefix, "/".join(_safe_segments(source_key)))
+
+
+def intermediate_key(pipeline: str, run: str, step: str, source_key: str) -> str:
+    """Where an intermediate output goes: under a per-run prefix inside the pipeline's."""
+    return _fit(f"{pipeline}/_runs/{run}/{step}/", _safe_segments(source_key)[-1])
+
+
+def with_extension_of(key: str, like: str) -> str:
+    """``key`` with its extension replaced by the one ``like`` has (or none)."""
+    name = key.rsplit("/", 1)[-1]
+    stem = key[: len(key) - len(name)] + (name.rsplit(".", 1)[0] if "." in name else name)
+    like_name = like.rsplit("/", 1)[-1]
+    return stem + ("." + like_name.rsplit(".", 1)[1] if "." in like_name else "")

@@ -1,0 +1,129 @@
+"""The REST API for pipelines: specs and versions, validation, backfill, uploads, parts."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from fastapi import APIRouter, Response, UploadFile
+
+from eventing.contract import ObjectRef
+from router.deps import MUTATING, Body, Services
+from router.errors import BadQuery, Problem, SpecInvalid
+from router.responses import TooLarge
+from router.spec import load_document
+from router.validation import find_problems, validate_spec
+from router.views import (
+    ActiveVersionIn,
+    BackfillIn,
+    BackfillOut,
+    PipelineOut,
+    UploadOut,
+    ValidationOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["pipelines"])
+
+
+@router.get("/pipelines")
+def list_pipelines(services: Services) -> list[PipelineOut]:
+    return [PipelineOut.of(p) for p in services.store.list_pipelines()]
+
+
+@router.post("/pipelines/validate")
+def validate(body: Body, services: Services) -> ValidationOut:
+    """Every problem in a spec, each with its JSON path; saves nothing."""
+    try:
+        data = load_document(body)
+    except SpecInvalid as exc:
+        return ValidationOut.of(exc.problems)
+    _, problems = find_problems(data, services.catalog)
+    return ValidationOut.of(problems)
+
+
+@router.put("/pipelines/{name}", dependencies=MUTATING)
+def put_pipeline(name: str, body: Body, services: Services) -> PipelineOut:
+    """Register a spec (JSON or YAML body) as the pipeline's next version."""
+    data: Any = load_document(body)
+    if isinstance(data, dict):
+        data.setdefault("name", name)
+        if data["name"] != name:
+            problem = Problem("name", f"spec name {data['name']!r} differs from URL {name!r}")
+            raise SpecInvalid([problem])
+    spec = validate_spec(data, services.catalog)
+    version = services.store.put_pipeline(spec)
+    return PipelineOut.of(services.store.get_pipeline(name, version))
+
+
+@router.get("/pipelines/{name}")
+def get_pipeline(name: str, services: Services) -> PipelineOut:
+    return PipelineOut.of(services.store.get_pipeline(name))
+
+
+@router.delete("/pipelines/{name}", status_code=204, dependencies=MUTATING)
+def delete_pipeline(name: str, services: Services) -> Response:
+    services.store.delete_pipeline(name)
+    return Response(status_code=204)
+
+
+@router.get("/pipelines/{name}/versions")
+def list_versions(name: str, services: Services) -> list[PipelineOut]:
+    return [PipelineOut.of(p) for p in services.store.list_versions(name)]
+
+
+@router.get("/pipelines/{name}/versions/{version}")
+def get_version(name: str, version: int, services: Services) -> PipelineOut:
+    return PipelineOut.of(services.store.get_pipeline(name, version))
+
+
+@router.post("/pipelines/{name}/active", dependencies=MUTATING)
+def set_active(name: str, body: ActiveVersionIn, services: Services) -> PipelineOut:
+    """Pin a stored version as the active one, or roll back to it."""
+    services.store.set_active(name, body.version)
+    return PipelineOut.of(services.store.get_pipeline(name))
+
+
+@router.post("/pipelines/{name}/backfill", dependencies=MUTATING, status_code=202)
+def backfill(name: str, body: BackfillIn, services: Services) -> BackfillOut:
+    """Run the pipeline over every object already under a bucket/prefix."""
+    stored = services.store.get_pipeline(name)
+    bucket = body.bucket or stored.spec.trigger.bucket
+    prefix = stored.spec.trigger.prefix if body.prefix is None else body.prefix
+    objects = list(services.object_store().list(bucket, prefix))
+    job = services.backfills.start(
+        stored.spec, stored.version, objects, bucket, prefix, body.concurrency
+    )
+    return BackfillOut.model_validate(job, from_attributes=True)
+
+
+@router.get("/backfills/{backfill_id}")
+def get_backfill(backfill_id: str, services: Services) -> BackfillOut:
+    job = services.backfills.get(backfill_id)
+    if job is None:
+        raise BadQuery("backfill_id", f"no backfill {backfill_id!r} on this replica")
+    return BackfillOut.model_validate(job, from_attributes=True)
+
+
+@router.post("/pipelines/{name}/uploads", dependencies=MUTATING, status_code=201)
+async def upload(name: str, file: UploadFile, services: Services) -> UploadOut:
+    """Upload an image into the pipeline's trigger bucket; the run starts by itself."""
+    spec = services.store.get_pipeline(name).spec
+    filename = PurePosixPath((file.filename or "").replace("\\", "/")).name
+    if filename in ("", ".", ".."):
+        raise BadQuery("file", "the upload needs a file name")
+    key = spec.trigger.prefix + filename
+    if not key.endswith(spec.trigger.suffix):
+        raise BadQuery("file", f"{name} only takes names ending in {spec.trigger.suffix!r}")
+    limit = services.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(limit)
+    ref = ObjectRef(spec.trigger.bucket, key)
+    etag = services.object_store().put(ref, data, file.content_type or "application/octet-stream")
+    return UploadOut(bucket=ref.bucket, key=ref.key, etag=etag)
+
+
+@router.get("/functions", tags=["functions"])
+def list_functions(services: Services) -> list[dict[str, Any]]:
+    """The parts catalogue: each part's group, params JSON Schema and labels."""
+    return services.catalog.describe()

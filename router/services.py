@@ -1,0 +1,140 @@
+"""Everything the router's HTTP app uses, created, started and closed in one place."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eventing.contract import Event
+from eventing.errors import DeliveryFailed
+from eventing.sink import HttpBrokerClient
+from functions.part import Part
+from functions.store import MinioStore
+from kpipe.telemetry import Telemetry
+from router.backfill import Backfills
+from router.engine import Router
+from router.errors import PipelineNotFound, Unavailable
+from router.health import HealthChecker
+from router.metrics import RouterMetrics
+from router.settings import RouterSettings
+from router.state import RunState
+from router.store import Store
+from router.sweeper import Sweeper
+from router.views import RunOut
+
+log = logging.getLogger(__name__)
+
+
+class Catalog(Protocol):
+    """What the router needs of the parts catalogue."""
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> Part: ...
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class RouterServices:
+    """The router's collaborators, with one owner for their lifecycle."""
+
+    settings: RouterSettings
+    store: Store
+    catalog: Catalog
+    health: HealthChecker
+    sink: HttpBrokerClient | None = None
+    objects: MinioStore | None = None
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry("kpipe-router"))
+    router: Router = field(init=False)
+    sweeper: Sweeper = field(init=False)
+    backfills: Backfills = field(init=False)
+    metrics: RouterMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = RouterMetrics(self.telemetry.registry, self.store)
+        copier = self.objects.copy if self.objects is not None else None
+        self.router = Router(self.store, copier, self.settings.redrive_after_s)
+        self.backfills = Backfills(self.store, self.router, self.send)
+        self.sweeper = Sweeper(
+            self.store,
+            self.router,
+            self.send,
+            interval_s=self.settings.sweep_interval_s,
+            redrive_after_s=self.settings.redrive_after_s,
+            deadline_s=self.settings.run_deadline_s,
+        )
+
+    def start(self) -> None:
+        self.sweeper.start()
+
+    def close(self) -> None:
+        self.sweeper.stop()
+        self.health.close()
+        if self.sink is not None:
+            self.sink.close()
+        if self.objects is not None:
+            self.objects.close()
+        self.telemetry.close()
+        self.store.close()
+
+    def send(self, event: Event) -> None:
+        """Post an event to the broker (``K_SINK``).
+
+        Raises:
+            DeliveryFailed: no broker is configured, or it refused the event.
+        """
+        if self.sink is None:
+            raise DeliveryFailed(f"K_SINK is not set; cannot send {event.type}")
+        self.sink.send(event)
+        self.metrics.observe_out([event])
+
+    def object_store(self) -> MinioStore:
+        """The object store. Raises Unavailable when none is configured."""
+        if self.objects is None:
+            raise Unavailable("no object store is configured (MINIO_ENDPOINT)")
+        return self.objects
+
+    def used_buckets(self) -> set[str]:
+        """Buckets some registered pipeline reads or writes: the only ones the API serves."""
+        found: set[str] = set()
+        for stored in self.store.list_pipelines():
+            found |= {stored.spec.trigger.bucket, stored.spec.output.bucket}
+        return found
+
+    def run_view(self, run: RunState) -> RunOut:
+        try:
+            spec = self.store.get_pipeline(run.pipeline, run.version).spec
+        except PipelineNotFound:
+            spec = None
+        return RunOut.of(run, spec)
+
+
+def services_from_env(settings: RouterSettings | None = None) -> RouterServices:
+    """The real services, configured from the environment (as in a cluster or `kpipe up`)."""
+    from functions.catalog import default_catalog
+    from kpipe.settings import EventSettings, InferenceSettings, ObjectStoreSettings
+    from router.health import http_check
+
+    settings = settings or RouterSettings()
+    events = EventSettings()
+    objects = ObjectStoreSettings()
+    store = Store(settings.database())
+    scheme = "https" if objects.secure else "http"
+    triton = InferenceSettings().url
+    triton = triton if "://" in triton else f"http://{triton}"
+    checks = {
+        "database": store.ping,
+        "object-store": http_check(f"{scheme}://{objects.endpoint}/minio/health/live"),
+        "triton": http_check(f"{triton}/v2/health/ready"),
+    }
+    checks.update({name: http_check(url) for name, url in settings.health_targets().items()})
+    return RouterServices(
+        settings=settings,
+        store=store,
+        catalog=default_catalog(),
+        health=HealthChecker(checks),
+        sink=HttpBrokerClient.from_settings(events) if events.sink else None,
+        objects=MinioStore(objects),
+    )

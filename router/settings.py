@@ -1,0 +1,43 @@
+"""The router's settings, read once from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RouterSettings(BaseSettings):
+    """How the router and REST API run.
+
+    ``KPIPE_HEALTH_URLS`` lists extra components ``/healthz`` must check, as
+    ``name=url`` pairs separated by commas. ``kpipe up`` sets it to every
+    local process; in a cluster it stays empty, so a health probe never
+    wakes a part that scaled to zero.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
+    database_url: str | None = Field(None, validation_alias="KPIPE_DATABASE_URL", repr=False)
+    api_token: str | None = Field(None, validation_alias="KPIPE_API_TOKEN", repr=False)
+    health_urls: str = Field("", validation_alias="KPIPE_HEALTH_URLS")
+    # A step request with no answer after this long is sent again.
+    redrive_after_s: float = Field(60.0, validation_alias="KPIPE_REDRIVE_AFTER_S", gt=0)
+    sweep_interval_s: float = Field(15.0, validation_alias="KPIPE_SWEEP_INTERVAL_S", gt=0)
+    # A run with no progress for this long is failed instead of left running forever.
+    run_deadline_s: float = Field(1800.0, validation_alias="KPIPE_RUN_DEADLINE_S", gt=0)
+    max_body_bytes: int = Field(1_048_576, validation_alias="KPIPE_MAX_BODY_BYTES", gt=0)
+    max_upload_bytes: int = Field(52_428_800, validation_alias="KPIPE_MAX_UPLOAD_BYTES", gt=0)
+
+    def database(self) -> str:
+        """The SQLAlchemy URL: KPIPE_DATABASE_URL, else an SQLite file in the home dir."""
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'kpipe.db').resolve()}"
+
+    def health_targets(self) -> dict[str, str]:
+        pairs = [p.split("=", 1) for p in self.health_urls.split(",") if "=" in p]
+        return {name.strip(): url.strip() for name, url in pairs}

@@ -1,0 +1,400 @@
+"""The router's state: pipelines with their versions, runs and steps.
+
+SQLAlchemy Core over any database it speaks to: an SQLite file by default
+(``$KPIPE_HOME/kpipe.db``), PostgreSQL shared by router replicas in a
+cluster. A run is changed only inside :meth:`Store.run_tx`, which holds the
+run's row lock (``SELECT ... FOR UPDATE`` on PostgreSQL, a process lock on
+SQLite), so two replicas that finish a fan-in's last two parents at once
+cannot both start the joining step.
+
+Example:
+    >>> store = Store("sqlite://")
+    >>> store.list_pipelines()
+    []
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from router.errors import PipelineNotFound, RunNotFound
+from router.spec import PipelineSpec
+from router.state import RunState, RunStatus, StepState
+
+metadata = sa.MetaData()
+
+# What an SQL INTEGER holds (SQLite and PostgreSQL BIGINT): a version, limit
+# or offset outside it matches nothing, instead of failing in the driver.
+_SQL_INTEGERS = range(-(2**63), 2**63)
+
+pipelines = sa.Table(
+    "kpipe_pipelines",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("active_version", sa.Integer, nullable=False),
+    sa.Column("pinned", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+versions = sa.Table(
+    "kpipe_pipeline_versions",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+runs = sa.Table(
+    "kpipe_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("pipeline", sa.String(63), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("source_bucket", sa.String(63), nullable=False),
+    sa.Column("source_key", sa.Text, nullable=False),
+    sa.Column("etag", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("traceparent", sa.String(64)),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("error", sa.JSON),
+)
+
+steps = sa.Table(
+    "kpipe_steps",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("kpipe_runs.id"), primary_key=True),
+    sa.Column("step_id", sa.String(63), primary_key=True),
+    sa.Column("function", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("requested_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("duration_ms", sa.Float),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("error", sa.JSON),
+)
+
+
+def _tune_sqlite(connection: Any, _record: object) -> None:
+    """WAL and normal sync: a commit no longer waits for a full fsync of the file.
+
+    A crash can lose the last commits, never corrupt the database; the
+    sweeper re-drives whatever a lost commit had requested.
+    """
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@dataclass(frozen=True)
+class StoredPipeline:
+    """One version of a registered pipeline."""
+
+    spec: PipelineSpec
+    version: int
+    created_at: float
+    active_version: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Filters for listing runs; ``None`` means any."""
+
+    pipeline: str | None = None
+    version: int | None = None
+    status: RunStatus | None = None
+    source: tuple[str, str] | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class Store:
+    """Pipelines, versions, runs and steps in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        is_sqlite = url.startswith("sqlite")
+        self._engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
+            pool_pre_ping=not is_sqlite,
+        )
+        # SQLite has no row locks; one writer at a time inside this process
+        # gives the same guarantee (a file database is never shared by replicas).
+        self._lock: threading.RLock | None = threading.RLock() if is_sqlite else None
+        if is_sqlite:
+            sa.event.listen(self._engine, "connect", _tune_sqlite)
+        metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        with self._engine.connect() as conn:
+            conn.execute(sa.select(1))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        with self._lock or nullcontext(), self._engine.begin() as conn:
+            yield conn
+
+    # -- pipelines ---------------------------------------------------------
+
+    def put_pipeline(self, spec: PipelineSpec) -> int:
+        """Store ``spec`` as the pipeline's next version and make it active."""
+        now = time.time()
+        with self._tx() as conn:
+            latest = conn.execute(
+                sa.select(sa.func.max(versions.c.version)).where(versions.c.name == spec.name)
+            ).scalar()
+            version = int(latest or 0) + 1
+            conn.execute(
+                versions.insert().values(
+                    name=spec.name,
+                    version=version,
+                    spec=spec.model_dump(mode="json"),
+                    created_at=now,
+                )
+            )
+            updated = conn.execute(
+                pipelines.update()
+                .where(pipelines.c.name == spec.name)
+                .values(active_version=version, pinned=False, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                conn.execute(
+                    pipelines.insert().values(
+                        name=spec.name, active_version=version, pinned=False, updated_at=now
+                    )
+                )
+        return version
+
+    def _version_row(self, conn: sa.Connection, name: str, version: int) -> StoredPipeline:
+        if version not in _SQL_INTEGERS:
+            raise PipelineNotFound(name, version)
+        row = (
+            conn.execute(
+                sa.select(versions).where(versions.c.name == name, versions.c.version == version)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise PipelineNotFound(name, version)
+        return StoredPipeline(
+            PipelineSpec.model_validate(row["spec"]), row["version"], row["created_at"]
+        )
+
+    def get_pipeline(self, name: str, version: int | None = None) -> StoredPipeline:
+        """The active version of a registered pipeline, or any stored version of it."""
+        with self._engine.connect() as conn:
+            active = conn.execute(
+                sa.select(pipelines.c.active_version).where(pipelines.c.name == name)
+            ).scalar()
+            if version is None:
+                if active is None:
+                    raise PipelineNotFound(name)
+                version = int(active)
+            stored = self._version_row(conn, name, version)
+        return StoredPipeline(stored.spec, stored.version, stored.created_at, active)
+
+    def list_pipelines(self) -> list[StoredPipeline]:
+        """The active version of every registered pipeline, by name."""
+        query = (
+            sa.select(versions, pipelines.c.active_version)
+            .join(
+                pipelines,
+                sa.and_(
+                    pipelines.c.name == versions.c.name,
+                    pipelines.c.active_version == versions.c.version,
+                ),
+            )
+            .order_by(versions.c.name)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            StoredPipeline(
+                PipelineSpec.model_validate(r["spec"]),
+                r["version"],
+                r["created_at"],
+                r["active_version"],
+            )
+            for r in rows
+        ]
+
+    def list_versions(self, name: str) -> list[StoredPipeline]:
+        """Every stored version of a pipeline, oldest first."""
+        with self._engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    sa.select(versions).where(versions.c.name == name).order_by(versions.c.version)
+                )
+                .mappings()
+                .all()
+            )
+            active = conn.execute(
+                sa.select(pipelines.c.active_version).where(pipelines.c.name == name)
+            ).scalar()
+        if not rows:
+            raise PipelineNotFound(name)
+        return [
+            StoredPipeline(
+                PipelineSpec.model_validate(r["spec"]), r["version"], r["created_at"], active
+            )
+            for r in rows
+        ]
+
+    def set_active(self, name: str, version: int, pinned: bool = True) -> None:
+        """Make a stored version the active one (pin or roll back)."""
+        with self._tx() as conn:
+            self._version_row(conn, name, version)
+            updated = conn.execute(
+                pipelines.update()
+                .where(pipelines.c.name == name)
+                .values(active_version=version, pinned=pinned, updated_at=time.time())
+            )
+            if updated.rowcount == 0:
+                conn.execute(
+                    pipelines.insert().values(
+                        name=name, active_version=version, pinned=pinned, updated_at=time.time()
+                    )
+                )
+
+    def delete_pipeline(self, name: str) -> None:
+        """Unregister a pipeline. Its versions stay, so its runs still show their spec."""
+        with self._tx() as conn:
+            deleted = conn.execute(pipelines.delete().where(pipelines.c.name == name))
+        if deleted.rowcount == 0:
+            raise PipelineNotFound(name)
+
+    # -- runs --------------------------------------------------------------
+
+    def create_run(self, run: RunState) -> bool:
+        """Insert a new run with its steps; False if a run with that id exists."""
+        try:
+            with self._tx() as conn:
+                conn.execute(runs.insert().values(**run.to_row()))
+                conn.execute(
+                    steps.insert(), [{"run_id": run.id, **s.to_row()} for s in run.steps.values()]
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def _load(self, conn: sa.Connection, run_id: str, lock: bool) -> RunState:
+        query = sa.select(runs).where(runs.c.id == run_id)
+        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+        if row is None:
+            raise RunNotFound(run_id)
+        step_rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id)).mappings().all()
+        return RunState.from_row(row, [StepState.from_row(s) for s in step_rows])
+
+    def get_run(self, run_id: str) -> RunState:
+        with self._engine.connect() as conn:
+            return self._load(conn, run_id, lock=False)
+
+    @contextmanager
+    def run_tx(self, run_id: str) -> Iterator[RunState]:
+        """Lock a run, yield it for changes, and write back what changed."""
+        with self._tx() as conn:
+            run = self._load(conn, run_id, lock=True)
+            before = copy.deepcopy(run)
+            yield run
+            run.updated_at = time.time()
+            conn.execute(runs.update().where(runs.c.id == run.id).values(**run.to_row()))
+            for step_id, step in run.steps.items():
+                if step != before.steps.get(step_id):
+                    conn.execute(
+                        steps.update()
+                        .where(steps.c.run_id == run.id, steps.c.step_id == step_id)
+                        .values(**step.to_row())
+                    )
+
+    def list_runs(self, query: RunQuery) -> tuple[list[RunState], int]:
+        """Runs matching ``query``, newest first, and how many match in all."""
+        if query.version is not None and query.version not in _SQL_INTEGERS:
+            return [], 0
+        conditions: list[Any] = []
+        if query.pipeline is not None:
+            conditions.append(runs.c.pipeline == query.pipeline)
+        if query.version is not None:
+            conditions.append(runs.c.version == query.version)
+        if query.status is not None:
+            conditions.append(runs.c.status == query.status.value)
+        if query.source is not None:
+            conditions.append(runs.c.source_bucket == query.source[0])
+            conditions.append(runs.c.source_key == query.source[1])
+        if query.since is not None:
+            conditions.append(runs.c.created_at >= query.since)
+        if query.until is not None:
+            conditions.append(runs.c.created_at < query.until)
+        where = sa.and_(sa.true(), *conditions)
+        with self._engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(runs).where(where)).scalar()
+            ids = (
+                conn.execute(
+                    sa.select(runs.c.id)
+                    .where(where)
+                    .order_by(runs.c.created_at.desc(), runs.c.id)
+                    .limit(min(query.limit, _SQL_INTEGERS.stop - 1))
+                    .offset(min(query.offset, _SQL_INTEGERS.stop - 1))
+                )
+                .scalars()
+                .all()
+            )
+            found = [self._load(conn, run_id, lock=False) for run_id in ids]
+        return found, int(total or 0)
+
+    def count_runs_by_status(self) -> dict[RunStatus, int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)
+            ).all()
+        return {RunStatus(status): int(count) for status, count in rows}
+
+    def count_requested_steps(self) -> int:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.count()).select_from(steps).where(steps.c.status == "requested")
+            ).scalar()
+        return int(found or 0)
+
+    def unfinished_runs(self, older_than: float) -> list[str]:
+        """Ids of runs still pending or running that were last changed before ``older_than``."""
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(runs.c.id).where(
+                        runs.c.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+                        runs.c.updated_at < older_than,
+                    )
+                ).scalars()
+            )

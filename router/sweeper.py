@@ -1,0 +1,85 @@
+"""The sweeper: finds runs that stopped making progress and re-drives or fails them.
+
+Knative's default broker keeps events in memory, so an event can be lost.
+A run whose step request got no answer for ``redrive_after_s`` has its
+requests sent again (parts write deterministic keys, so a repeat is safe);
+a run with no progress for ``deadline_s`` is failed, never left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from eventing.contract import Event
+from router.engine import Router
+from router.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """A background thread that periodically re-drives or fails stuck runs."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        send: Callable[[Event], None],
+        interval_s: float,
+        redrive_after_s: float,
+        deadline_s: float,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._send = send
+        self._interval_s = interval_s
+        self._redrive_after_s = redrive_after_s
+        self._deadline_s = deadline_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start sweeping in the background (again, after a stop)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kpipe-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def sweep_once(self, now: float | None = None) -> list[Event]:
+        """Re-drive or fail every stuck run; return the events it emitted."""
+        now = time.time() if now is None else now
+        emitted: list[Event] = []
+        for run_id in self._store.unfinished_runs(older_than=now - self._redrive_after_s):
+            run = self._store.get_run(run_id)
+            if run.updated_at < now - self._deadline_s:
+                events = self._router.fail_run(
+                    run_id,
+                    {
+                        "code": "deadline_exceeded",
+                        "message": f"run {run_id} made no progress for {self._deadline_s:.0f} s",
+                    },
+                )
+            else:
+                events = self._router.redrive(run_id)
+            for event in events:
+                self._send(event)
+            emitted += events
+        return emitted
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                emitted = self.sweep_once()
+                if emitted:
+                    log.info("sweeper re-sent %d event(s)", len(emitted))
+            except Exception:  # the sweeper must outlive a bad sweep; the next one retries
+                log.exception("sweep failed")

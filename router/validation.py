@@ -1,0 +1,171 @@
+"""Validation of a pipeline spec against the parts catalogue and the DAG rules.
+
+Every problem is reported, each with the JSON path of the offending field, so
+an API client or the web page can show them all at once.
+
+Example:
+    >>> from functions.catalog import default_catalog
+    >>> validate_spec({"name": "x", "trigger": {"bucket": "uploads"},
+    ...                "output": {"bucket": "processed"},
+    ...                "steps": [{"id": "a", "function": "nope"}]}, default_catalog())
+    Traceback (most recent call last):
+    ...
+    router.errors.SpecInvalid: steps[0].function: unknown function 'nope' ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from functions.part import Part
+from router.conditions import BadCondition, parse_condition
+from router.errors import Problem, SpecInvalid
+from router.spec import PipelineSpec, json_path, spec_from_data
+
+
+class PartCatalog(Protocol):
+    """What validation needs of the parts catalogue."""
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> Part: ...
+
+
+def _params_problems(index: int, part: Part, params: dict[str, Any]) -> list[Problem]:
+    try:
+        part.params.model_validate(params)
+    except ValidationError as exc:
+        base = ("steps", index, "params")
+        return [Problem(json_path(base + tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+    return []
+
+
+def _cycle(spec: PipelineSpec) -> list[str] | None:
+    """One cycle in the ``after`` graph, as a list of step ids, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for parent in spec.by_id[node].after:
+            if parent not in spec.by_id:
+                continue
+            if state.get(parent) == 1:
+                return [*path[path.index(parent) :], parent]
+            if parent not in state and (found := visit(parent)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for step in spec.steps:
+        if step.id not in state and (found := visit(step.id)):
+            return found
+    return None
+
+
+def _dag_problems(spec: PipelineSpec, catalog: PartCatalog) -> list[Problem]:
+    problems: list[Problem] = []
+    first_index: dict[str, int] = {}
+    known = set(catalog.names())
+    for i, step in enumerate(spec.steps):
+        if step.id in first_index:
+            problems.append(
+                Problem(
+                    f"steps[{i}].id",
+                    f"duplicate step id {step.id!r} (first at steps[{first_index[step.id]}])",
+                )
+            )
+        else:
+            first_index[step.id] = i
+        if step.function not in known:
+            problems.append(
+                Problem(
+                    f"steps[{i}].function",
+                    f"unknown function {step.function!r}; known: {', '.join(sorted(known))}",
+                )
+            )
+        else:
+            problems.extend(_params_problems(i, catalog.get(step.function), step.params))
+        for k, parent in enumerate(step.after):
+            if parent == step.id:
+                problems.append(Problem(f"steps[{i}].after[{k}]", "a step cannot wait for itself"))
+            elif parent not in spec.by_id:
+                problems.append(Problem(f"steps[{i}].after[{k}]", f"no step has id {parent!r}"))
+        if len(set(step.after)) != len(step.after):
+            problems.append(Problem(f"steps[{i}].after", "lists the same step twice"))
+    if not problems and (cycle := _cycle(spec)):
+        where = first_index[cycle[0]]
+        problems.append(Problem(f"steps[{where}].after", f"cycle: {' -> '.join(cycle)}"))
+    return problems
+
+
+def _condition_problems(spec: PipelineSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, step in enumerate(spec.steps):
+        ancestors = set(spec.ancestors(step.id)) if step.when else set()
+        for j, text in enumerate(step.when):
+            path = f"steps[{i}].when[{j}]"
+            try:
+                condition = parse_condition(text)
+            except BadCondition as exc:
+                problems.append(Problem(path, exc.message))
+                continue
+            for name in sorted(condition.steps - ancestors):
+                problems.append(
+                    Problem(path, f"refers to {name!r}, which is not a step this one waits for")
+                )
+    return problems
+
+
+def _fuse_problems(spec: PipelineSpec) -> list[Problem]:
+    return [
+        Problem(
+            f"steps[{i}].fuse",
+            "only a step with one `after`, whose step has no other dependent, and no `when` "
+            "can run fused with it",
+        )
+        for i, step in enumerate(spec.steps)
+        if step.fuse and not spec.can_fuse(step)
+    ]
+
+
+def _loop_problems(spec: PipelineSpec) -> list[Problem]:
+    # Outputs land under <output bucket>/<name>/; if the trigger can see them,
+    # every output would start another run of the same pipeline.
+    if spec.output.bucket != spec.trigger.bucket:
+        return []
+    out_prefix = f"{spec.name}/"
+    prefix = spec.trigger.prefix
+    if out_prefix.startswith(prefix) or prefix.startswith(out_prefix):
+        return [
+            Problem(
+                "output.bucket",
+                f"outputs under {spec.output.bucket}/{out_prefix} would trigger this pipeline "
+                "again; use another bucket or a trigger prefix that excludes them",
+            )
+        ]
+    return []
+
+
+def find_problems(data: Any, catalog: PartCatalog) -> tuple[PipelineSpec | None, list[Problem]]:
+    """The typed spec (if it type-checks) and every problem found in it."""
+    try:
+        spec = spec_from_data(data)
+    except SpecInvalid as exc:
+        return None, exc.problems
+    problems = _dag_problems(spec, catalog)
+    if not problems:
+        problems = _condition_problems(spec) + _fuse_problems(spec)
+    return spec, problems + _loop_problems(spec)
+
+
+def validate_spec(data: Any, catalog: PartCatalog) -> PipelineSpec:
+    """The typed, valid spec; SpecInvalid listing every problem otherwise."""
+    spec, problems = find_problems(data, catalog)
+    if problems or spec is None:
+        raise SpecInvalid(problems)
+    return spec

@@ -1,0 +1,199 @@
+"""What the REST API returns: pydantic models and the conversions into them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from eventing.contract import ObjectRef
+from router.errors import Problem
+from router.spec import BUCKET_PATTERN, PipelineSpec
+from router.state import RunState, StepState
+from router.store import StoredPipeline
+
+
+def _iso(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+class ObjectRefOut(BaseModel):
+    bucket: str
+    key: str
+
+    @classmethod
+    def of(cls, ref: ObjectRef) -> ObjectRefOut:
+        return cls(bucket=ref.bucket, key=ref.key)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx and 5xx answer: ``{"error": {"code", "message", "field"}}``."""
+
+    error: ErrorBody
+    problems: list[dict[str, str]] | None = None
+
+
+class PipelineOut(BaseModel):
+    name: str
+    version: int
+    active_version: int | None
+    created_at: datetime | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, stored: StoredPipeline) -> PipelineOut:
+        return cls(
+            name=stored.name,
+            version=stored.version,
+            active_version=stored.active_version,
+            created_at=_iso(stored.created_at),
+            spec=stored.spec.model_dump(mode="json"),
+        )
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    problems: list[dict[str, str]]
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> ValidationOut:
+        return cls(valid=not problems, problems=[p.to_data() for p in problems])
+
+
+class StepOut(BaseModel):
+    id: str
+    function: str
+    status: str
+    attempt: int
+    requested_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    outputs: list[ObjectRefOut]
+    metadata: dict[str, Any]
+    error: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, step: StepState) -> StepOut:
+        return cls(
+            id=step.step_id,
+            function=step.function,
+            status=step.status.value,
+            attempt=step.attempt,
+            requested_at=_iso(step.requested_at),
+            finished_at=_iso(step.finished_at),
+            duration_ms=step.duration_ms,
+            outputs=[ObjectRefOut.of(o) for o in step.outputs],
+            metadata=step.metadata,
+            error=step.error,
+        )
+
+
+class LineageOut(BaseModel):
+    """One hop of a run's lineage: the objects a step made (or passed on)."""
+
+    step: str
+    function: str | None
+    status: str
+    objects: list[ObjectRefOut]
+
+
+class RunOut(BaseModel):
+    id: str
+    pipeline: str
+    version: int
+    status: str
+    source: ObjectRefOut
+    etag: str
+    created_at: datetime | None
+    updated_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    outputs: list[ObjectRefOut]
+    error: dict[str, Any] | None
+    steps: list[StepOut]
+    lineage: list[LineageOut]
+
+    @classmethod
+    def of(cls, run: RunState, spec: PipelineSpec | None = None) -> RunOut:
+        order = [s.id for s in spec.steps] if spec else list(run.steps)
+        duration = (run.finished_at - run.created_at) * 1000 if run.finished_at else None
+        return cls(
+            id=run.id,
+            pipeline=run.pipeline,
+            version=run.version,
+            status=run.status.value,
+            source=ObjectRefOut.of(run.source),
+            etag=run.etag,
+            created_at=_iso(run.created_at),
+            updated_at=_iso(run.updated_at),
+            finished_at=_iso(run.finished_at),
+            duration_ms=duration,
+            outputs=[ObjectRefOut.of(o) for o in run.outputs],
+            error=run.error,
+            steps=[StepOut.of(run.steps[s]) for s in order if s in run.steps],
+            lineage=[
+                LineageOut(
+                    step="source",
+                    function=None,
+                    status="stored",
+                    objects=[ObjectRefOut.of(run.source)],
+                ),
+                *(
+                    LineageOut(
+                        step=s,
+                        function=run.steps[s].function,
+                        status=run.steps[s].status.value,
+                        objects=[ObjectRefOut.of(o) for o in run.steps[s].outputs],
+                    )
+                    for s in order
+                    if s in run.steps
+                ),
+            ],
+        )
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ActiveVersionIn(BaseModel):
+    version: int = Field(ge=1)
+
+
+class BackfillIn(BaseModel):
+    """What to backfill; the bucket and prefix default to the pipeline's trigger."""
+
+    bucket: str | None = Field(None, pattern=BUCKET_PATTERN)
+    prefix: str | None = Field(None, max_length=1024)
+    concurrency: int = Field(4, ge=1, le=64)
+
+
+class BackfillOut(BaseModel):
+    id: str
+    pipeline: str
+    version: int
+    bucket: str
+    prefix: str
+    concurrency: int
+    total: int
+    started: int
+    succeeded: int
+    failed: int
+    status: str
+    error: str | None
+
+
+class UploadOut(BaseModel):
+    bucket: str
+    key: str
+    etag: str

@@ -1,0 +1,211 @@
+"""Pin, retry, backfill, uploads and objects, against a real S3 server and a real sink."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from eventing.contract import (
+    Event,
+    EventType,
+    ObjectCreated,
+    ObjectRef,
+    StepFailed,
+    StepRequest,
+    step_event_id,
+)
+from eventing.http import from_http, to_http
+from eventing.s3server import S3Server
+from eventing.sink import Backoff, HttpBrokerClient
+from functions.catalog import Catalog
+from functions.store import MinioStore
+from kpipe.settings import ObjectStoreSettings
+from tests.eventing.conftest import Subscriber
+from tests.router.apps import make_client
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    server = S3Server(port=0, buckets=("uploads", "processed"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}/"
+
+
+@pytest.fixture
+def sink(subscriber: Callable[..., Subscriber]) -> Subscriber:
+    return subscriber((202, b"", {}))
+
+
+@pytest.fixture
+def client(
+    tmp_path: Path, catalog: Catalog, s3: S3Server, sink: Subscriber
+) -> Iterator[TestClient]:
+    with make_client(
+        tmp_path,
+        catalog,
+        sink=HttpBrokerClient(sink.url, timeout_s=5, retries=1, backoff=Backoff(0.01)),
+        objects=MinioStore(ObjectStoreSettings(MINIO_ENDPOINT=s3.endpoint)),
+    ) as c:
+        yield c
+
+
+def spec(prefix: str, suffix: str = ".jpg") -> dict[str, Any]:
+    return {
+        "name": "privacy-blur",
+        "trigger": {"bucket": "uploads", "prefix": prefix, "suffix": suffix},
+        "output": {"bucket": "processed"},
+        "steps": [
+            {"id": "small", "function": "resize", "params": {"max_side": 64}},
+            {"id": "faces", "function": "detect_faces", "after": ["small"]},
+        ],
+    }
+
+
+def sent(sink: Subscriber) -> list[Event]:
+    return [from_http(r.headers, r.body) for r in sink.received]
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_upload_then_read_back(client: TestClient, prefix: str, astronaut_jpeg: bytes) -> None:
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    response = client.post(
+        "/v1/pipelines/privacy-blur/uploads",
+        files={"file": ("../../sneaky photo.jpg", astronaut_jpeg, "image/jpeg")},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["key"] == f"{prefix}sneaky photo.jpg"
+    assert body["etag"]
+    got = client.get(f"/v1/objects/uploads/{prefix}sneaky photo.jpg")
+    assert got.status_code == 200
+    assert got.headers["content-type"] == "image/jpeg"
+    assert got.content == astronaut_jpeg
+
+
+def test_upload_refuses_names_the_trigger_would_ignore(client: TestClient, prefix: str) -> None:
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    response = client.post(
+        "/v1/pipelines/privacy-blur/uploads", files={"file": ("notes.txt", b"hi", "text/plain")}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v1/objects/secrets/a.jpg", "object_not_found"),
+        ("/v1/objects/uploads/nope.jpg", "object_missing"),
+    ],
+)
+def test_objects_outside_pipelines_or_missing_are_404(
+    client: TestClient, prefix: str, path: str, code: str
+) -> None:
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == code
+
+
+def test_pin_and_roll_back(client: TestClient, prefix: str) -> None:
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix, ".png"))
+    pinned = client.post("/v1/pipelines/privacy-blur/active", json={"version": 1})
+    assert pinned.status_code == 200
+    assert pinned.json()["version"] == 1
+    assert client.get("/v1/pipelines/privacy-blur").json()["spec"]["trigger"]["suffix"] == ".jpg"
+    missing = client.post("/v1/pipelines/privacy-blur/active", json={"version": 9})
+    assert missing.status_code == 404
+
+
+def _start_run(client: TestClient, prefix: str) -> Event:
+    obj = ObjectCreated("uploads", f"{prefix}a.jpg", 10, "etag-a", "image/jpeg")
+    headers, body = to_http(obj.to_event("/test"))
+    response = client.post("/events", headers=headers, content=body)
+    assert response.status_code == 200
+    return from_http(dict(response.headers), response.content)
+
+
+def fail_step(client: TestClient, request: Event) -> int:
+    """Deliver the part's ``step.failed`` answer to ``request``; the router's status."""
+    failed = Event(
+        EventType.STEP_FAILED,
+        "/test",
+        StepFailed("bad_image", "broken").to_data(),
+        context=request.context,
+    )
+    headers, body = to_http(failed)
+    return int(client.post("/events", headers=headers, content=body).status_code)
+
+
+def test_retry_restarts_a_failed_run_from_the_failed_step(
+    client: TestClient, prefix: str, sink: Subscriber
+) -> None:
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    request = _start_run(client, prefix)
+    assert request.context is not None
+    assert fail_step(client, request) == 200
+    run_id = request.context.run
+    assert client.get(f"/v1/runs/{run_id}").json()["status"] == "failed"
+    retried = client.post(f"/v1/runs/{run_id}/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "running"
+    assert retried.json()["error"] is None
+    [again] = sent(sink)
+    assert again.context is not None
+    assert again.context.step == "small"
+    assert StepRequest.from_data(again.data).attempt == 2
+    assert again.id == step_event_id(request.context, 2, EventType.STEP_REQUESTED) != request.id
+    conflict = client.post(f"/v1/runs/{run_id}/retry")
+    assert conflict.status_code == 409
+    lineage = client.get(f"/v1/runs/{run_id}").json()["lineage"]
+    assert lineage[0] == {
+        "step": "source",
+        "function": None,
+        "status": "stored",
+        "objects": [{"bucket": "uploads", "key": f"{prefix}a.jpg"}],
+    }
+    assert [hop["step"] for hop in lineage] == ["source", "small", "faces"]
+
+
+def test_backfill_starts_runs_no_faster_than_its_concurrency(
+    client: TestClient, prefix: str, sink: Subscriber, s3: S3Server
+) -> None:
+    store = MinioStore(ObjectStoreSettings(MINIO_ENDPOINT=s3.endpoint))
+    for name in ("a.jpg", "b.jpg", "c.jpg", "skip.png"):
+        store.put(ObjectRef("uploads", prefix + name), b"x", "image/jpeg")
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    started = client.post("/v1/pipelines/privacy-blur/backfill", json={"concurrency": 2})
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert (job["total"], job["bucket"], job["prefix"]) == (3, "uploads", prefix)
+    wait_for(lambda: sink.count == 2)
+    time.sleep(0.5)
+    assert sink.count == 2  # the third waits for a slot
+    first = sent(sink)[0]
+    assert first.context is not None
+    assert fail_step(client, first) == 200
+    wait_for(lambda: sink.count >= 3)
+    progress = client.get(f"/v1/backfills/{job['id']}").json()
+    assert progress["started"] == 3
+    assert progress["failed"] == 1
