@@ -1,0 +1,272 @@
+"""The ``kpipe`` command: run the local stack and use the REST API.
+
+Example:
+    $ kpipe up                       # the whole stack on loopback
+    $ kpipe apply -f examples/privacy-blur.yaml
+    $ kpipe run privacy-blur photo.jpg
+    $ kpipe runs --pipeline privacy-blur
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kpipe.client import ApiClient, ApiError
+from kpipe.deploy.cli import deploy, models
+from kpipe.models import install_weights_command
+
+API_URL = "http://127.0.0.1:8080"
+_api_url = click.option(
+    "--api", default=API_URL, envvar="KPIPE_API_URL", show_default=True, help="The kpipe REST API."
+)
+_token = click.option(
+    "--token", default=None, envvar="KPIPE_API_TOKEN", help="Bearer token for mutating calls."
+)
+
+
+@click.group()
+@click.version_option(package_name="kpipe")
+def main() -> None:
+    """Serverless image-processing pipelines on Knative, and on one machine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Each polled request is not news to a user; warnings and errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="KPIPE_HOME",
+    default=".kpipe",
+    show_default=True,
+    help="State dir: database, logs, broker config.",
+)
+@click.option(
+    "--router-port", type=int, envvar="KPIPE_ROUTER_PORT", default=8080, show_default=True
+)
+@click.option("--s3-port", type=int, envvar="KPIPE_S3_PORT", default=9000, show_default=True)
+@click.option(
+    "--triton-port", type=int, envvar="KPIPE_TRITON_HTTP_PORT", default=8000, show_default=True
+)
+@click.option(
+    "--broker-port", type=int, envvar="KPIPE_BROKER_PORT", default=8090, show_default=True
+)
+@click.option(
+    "--adapter-port", type=int, envvar="KPIPE_ADAPTER_PORT", default=8091, show_default=True
+)
+@click.option(
+    "--parts-port",
+    type=int,
+    envvar="KPIPE_PARTS_PORT",
+    default=8100,
+    show_default=True,
+    help="Parts listen on the ports after this one.",
+)
+def up(
+    home: Path,
+    router_port: int,
+    s3_port: int,
+    triton_port: int,
+    broker_port: int,
+    adapter_port: int,
+    parts_port: int,
+) -> None:
+    """Run the whole local stack until Ctrl-C."""
+    from kpipe.stack import StackConfig, common_env, process_specs
+    from kpipe.supervisor import ComponentFailed, Supervisor
+
+    config = StackConfig(
+        KPIPE_HOME=home,
+        KPIPE_ROUTER_PORT=router_port,
+        KPIPE_S3_PORT=s3_port,
+        KPIPE_TRITON_HTTP_PORT=triton_port,
+        KPIPE_BROKER_PORT=broker_port,
+        KPIPE_ADAPTER_PORT=adapter_port,
+        KPIPE_PARTS_PORT=parts_port,
+    )
+    config.home.mkdir(parents=True, exist_ok=True)
+    specs = process_specs(config)
+
+    supervisor = Supervisor(specs, config.home / "logs", {**os.environ, **common_env(config)})
+    stop = threading.Event()
+    # Handle Ctrl-C ourselves: a shell that starts `kpipe up` in the background
+    # leaves SIGINT ignored, and then Python would never raise KeyboardInterrupt.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    started = time.monotonic()
+    click.echo(f"kpipe: starting {len(specs)} processes (logs in {config.home / 'logs'})")
+    try:
+        with supervisor.running():
+            ready = supervisor.wait_ready(
+                lambda name: click.echo(f"  ready  {name:<15} {time.monotonic() - started:5.1f} s"),
+                stop,
+            )
+            if ready:
+                click.echo(
+                    f"kpipe is up: API and web page {config.url(router_port)}  "
+                    f"S3 {config.url(s3_port)} (minioadmin/minioadmin)  "
+                    f"Triton {config.url(triton_port)}\nPress Ctrl-C to stop."
+                )
+                supervisor.watch(stop)
+            click.echo("\nkpipe: stopping")
+    except ComponentFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("kpipe: stopped")
+
+
+@main.command()
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A pipeline spec, YAML or JSON.",
+)
+@_api_url
+@_token
+def apply(path: Path, api: str, token: str | None) -> None:
+    """Register a pipeline spec (each apply makes a new version)."""
+    from router.spec import load_document
+
+    document = path.read_text(encoding="utf-8")
+    data: Any = load_document(document)
+    name = data.get("name") if isinstance(data, dict) else None
+    if not name:
+        raise click.ClickException(f"{path}: the spec has no name")
+    with ApiClient(api, token) as client:
+        try:
+            result = client.put_pipeline(name, document)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"pipeline {result['name']} version {result['version']} applied")
+
+
+@main.command()
+@click.option("--pipeline", default=None)
+@click.option("--status", type=click.Choice(["pending", "running", "succeeded", "failed"]))
+@click.option("--source", default=None, help="bucket/key of the source object")
+@click.option("--limit", default=20, show_default=True)
+@_api_url
+def runs(
+    pipeline: str | None, status: str | None, source: str | None, limit: int, api: str
+) -> None:
+    """List recent runs."""
+    with ApiClient(api) as client:
+        try:
+            found = client.list_runs(pipeline=pipeline, status=status, source=source, limit=limit)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"{'RUN':<26}{'PIPELINE':<20}{'VER':>4}  {'STATUS':<10}{'MS':>8}  SOURCE")
+    for run in found["runs"]:
+        duration = f"{run['duration_ms']:.0f}" if run["duration_ms"] is not None else "-"
+        source_ref = f"{run['source']['bucket']}/{run['source']['key']}"
+        click.echo(
+            f"{run['id']:<26}{run['pipeline']:<20}{run['version']:>4}  "
+            f"{run['status']:<10}{duration:>8}  {source_ref}"
+        )
+    click.echo(f"({len(found['runs'])} of {found['total']})")
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option("--bucket", default=None, help="Default: the pipeline's trigger bucket.")
+@click.option("--prefix", default=None, help="Default: the pipeline's trigger prefix.")
+@click.option("--concurrency", default=4, show_default=True, help="Runs in flight at once.")
+@_api_url
+@_token
+def backfill(
+    pipeline: str,
+    bucket: str | None,
+    prefix: str | None,
+    concurrency: int,
+    api: str,
+    token: str | None,
+) -> None:
+    """Run a pipeline over every object already in a bucket/prefix, with progress."""
+    with ApiClient(api, token) as client:
+        try:
+            job = client.start_backfill(pipeline, bucket, prefix, concurrency)
+            with click.progressbar(
+                length=job["total"], label=f"backfill {pipeline}", file=sys.stderr
+            ) as bar:
+                done = 0
+                while job["status"] == "running":
+                    time.sleep(0.5)
+                    job = client.get_backfill(job["id"])
+                    finished = job["succeeded"] + job["failed"]
+                    bar.update(finished - done)
+                    done = finished
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(
+        f"{job['total']} objects: {job['succeeded']} succeeded, {job['failed']} failed"
+        + (f" ({job['error']})" if job["error"] else "")
+    )
+    if job["failed"] or job["status"] != "done":
+        sys.exit(1)
+
+
+@main.command(name="run")
+@click.argument("pipeline")
+@click.argument(
+    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait per image.")
+@_api_url
+def run_cmd(pipeline: str, images: tuple[Path, ...], timeout: float, api: str) -> None:
+    """Upload local images to a pipeline's trigger bucket, wait, print the outputs."""
+    from kpipe.uploads import upload
+
+    failed = 0
+    with ApiClient(api) as client:
+        try:
+            trigger = client.get_pipeline(pipeline)["spec"]["trigger"]
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        with click.progressbar(images, label=f"running {pipeline}", file=sys.stderr) as bar:
+            results = []
+            for image in bar:
+                key = f"{trigger['prefix']}{image.name}"
+                if not key.endswith(trigger["suffix"]):
+                    suffix = trigger["suffix"]
+                    raise click.ClickException(
+                        f"{image.name}: the pipeline only takes keys ending in {suffix!r}"
+                    )
+                etag = upload(image, trigger["bucket"], key)
+                results.append(client.wait_for_run(pipeline, trigger["bucket"], key, etag, timeout))
+    for result in results:
+        source = f"{result['source']['bucket']}/{result['source']['key']}"
+        if result["status"] == "succeeded":
+            outputs = ", ".join(f"{o['bucket']}/{o['key']}" for o in result["outputs"])
+            click.echo(
+                f"{source} -> {outputs}  ({result['duration_ms']:.0f} ms, run {result['id']})"
+            )
+        else:
+            failed += 1
+            error = result["error"] or {}
+            click.echo(
+                f"{source} FAILED: {error.get('code')}: {error.get('message')} (run {result['id']})"
+            )
+    if failed:
+        sys.exit(1)
+
+
+main.add_command(deploy)
+# `kpipe models push` (to the cluster's model bucket) and `install-weights` (local repository).
+models.add_command(install_weights_command)
+main.add_command(models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The local stack: which processes ``kpipe up`` runs, on which ports, wired how.
+
+It is the one-machine twin of deploy/knative: the same functions-framework
+targets, the same event routing (one trigger per part filtering on
+``kpipefunction``, one set for the router) and the same env vars.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventing.broker.triggers import DeliverySpec, Trigger, write_config
+from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
+from functions.catalog import DEFAULT_MODULES
+from kpipe.supervisor import ProcessSpec
+
+REPO = Path(__file__).resolve().parents[1]
+# One functions-framework process per part of the catalogue.
+PARTS = tuple(DEFAULT_MODULES)
+
+
+class StackConfig(BaseSettings):
+    """Ports and paths of the local stack; each is a flag of ``kpipe up`` and an env var."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
+    host: str = "127.0.0.1"
+    router_port: int = Field(8080, validation_alias="KPIPE_ROUTER_PORT")
+    s3_port: int = Field(9000, validation_alias="KPIPE_S3_PORT")
+    triton_port: int = Field(8000, validation_alias="KPIPE_TRITON_HTTP_PORT")
+    triton_grpc_port: int = Field(8001, validation_alias="KPIPE_TRITON_GRPC_PORT")
+    triton_metrics_port: int = Field(8002, validation_alias="KPIPE_TRITON_METRICS_PORT")
+    broker_port: int = Field(8090, validation_alias="KPIPE_BROKER_PORT")
+    adapter_port: int = Field(8091, validation_alias="KPIPE_ADAPTER_PORT")
+    parts_port: int = Field(8100, validation_alias="KPIPE_PARTS_PORT")
+    models: Path = Field(REPO / "triton" / "models", validation_alias="KPIPE_TRITON_MODELS")
+    buckets: tuple[str, ...] = ("uploads", "processed")
+    # Like `mc event add local/uploads ... --event put` in the cluster: outputs
+    # written to `processed` send no notification nobody would consume.
+    notify_buckets: tuple[str, ...] = ("uploads",)
+    access_key: str = Field("minioadmin", validation_alias="MINIO_ACCESS_KEY", repr=False)
+    secret_key: str = Field("minioadmin", validation_alias="MINIO_SECRET_KEY", repr=False)
+    # Retry schedule of the local broker: 5 retries, 0.2 s doubling (about 6 s in all).
+    retry: int = 5
+    backoff_delay_s: float = 0.2
+
+    def url(self, port: int, path: str = "") -> str:
+        return f"http://{self.host}:{port}{path}"
+
+    def part_port(self, name: str) -> int:
+        return self.parts_port + 1 + PARTS.index(name)
+
+    @property
+    def broker_url(self) -> str:
+        return self.url(self.broker_port, "/default/default")
+
+
+def write_triggers(config: StackConfig, path: Path) -> None:
+    """Write the local broker's triggers: the same routing rules as deploy/knative."""
+    router = config.url(config.router_port, "/events")
+    triggers = [
+        Trigger(
+            name=f"router-{kind.value.removeprefix('io.kpipe.').replace('.', '-')}",
+            subscriber=router,
+            attributes={"type": kind.value},
+        )
+        for kind in ROUTER_EVENT_TYPES
+    ]
+    triggers += [
+        Trigger(
+            name=f"part-{name.replace('_', '-')}",
+            subscriber=config.url(config.part_port(name), "/"),
+            attributes={"type": EventType.STEP_REQUESTED.value, EXT_FUNCTION: name},
+        )
+        for name in PARTS
+    ]
+    delivery = DeliverySpec(
+        retry=config.retry,
+        backoff_policy="exponential",
+        backoff_delay_s=config.backoff_delay_s,
+        dead_letter_sink=config.url(config.router_port, "/dead-letters"),
+    )
+    write_config(path, triggers, delivery)
+
+
+def common_env(config: StackConfig) -> dict[str, str]:
+    """The env every component gets, as a ConfigMap and Secret would give it in a cluster."""
+    return {
+        "KPIPE_HOME": str(config.home.resolve()),
+        "MINIO_ENDPOINT": f"{config.host}:{config.s3_port}",
+        "MINIO_ACCESS_KEY": config.access_key,
+        "MINIO_SECRET_KEY": config.secret_key,
+        "TRITON_URL": f"{config.host}:{config.triton_port}",
+        "K_SINK": config.broker_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def process_specs(config: StackConfig) -> list[ProcessSpec]:
+    """Every process of the local stack, in start order."""
+    python = sys.executable
+    bin_dir = Path(python).parent
+    triggers = config.home.resolve() / "triggers.yaml"
+    write_triggers(config, triggers)
+    specs = [
+        ProcessSpec(
+            "s3",
+            [
+                python,
+                "-m",
+                "eventing.s3server",
+                "--host",
+                config.host,
+                "--port",
+                str(config.s3_port),
+                *[a for b in config.buckets for a in ("--bucket", b)],
+                *[a for b in config.notify_buckets for a in ("--notify-bucket", b)],
+                "--webhook",
+                config.url(config.adapter_port, "/"),
+            ],
+            config.url(config.s3_port, "/minio/health/live"),
+        ),
+        ProcessSpec(
+            "triton",
+            [
+                python,
+                "-m",
+                "kpipe.tritonserver",
+                "--host",
+                config.host,
+                "--http-port",
+                str(config.triton_port),
+                "--grpc-port",
+                str(config.triton_grpc_port),
+                "--metrics-port",
+                str(config.triton_metrics_port),
+                "--model-repository",
+                str(config.models),
+            ],
+            # The server is ready before its models are; wait for the one parts need.
+            config.url(config.triton_port, "/v2/models/text_detection/ready"),
+            ready_timeout_s=180.0,
+        ),
+        ProcessSpec(
+            "broker",
+            [
+                python,
+                "-m",
+                "eventing.broker",
+                "--host",
+                config.host,
+                "--port",
+                str(config.broker_port),
+                "--config",
+                str(triggers),
+            ],
+            config.url(config.broker_port, "/healthz"),
+        ),
+        ProcessSpec(
+            "adapter",
+            [
+                python,
+                "-m",
+                "eventing.adapter",
+                "--host",
+                config.host,
+                "--port",
+                str(config.adapter_port),
+            ],
+            config.url(config.adapter_port, "/healthz"),
+        ),
+    ]
+    for name in PARTS:
+        port = config.part_port(name)
+        specs.append(
+            ProcessSpec(
+                name,
+                [
+                    str(bin_dir / "functions-framework"),
+                    "--source",
+                    str(REPO / "functions/main.py"),
+                    "--target",
+                    name,
+                    "--host",
+                    config.host,
+                    "--port",
+                    str(port),
+                ],
+                config.url(port, "/"),
+                # Knative sets K_SERVICE to the service name; logs use it.
+                env={"K_SERVICE": name.replace("_", "-")},
+            )
+        )
+    health = ",".join(f"{s.name}={s.ready_url}" for s in specs if s.name not in ("s3", "triton"))
+    specs.append(
+        ProcessSpec(
+            "router",
+            [python, "-m", "router", "--host", config.host, "--port", str(config.router_port)],
+            config.url(config.router_port, "/v1/functions"),
+            env={"KPIPE_HEALTH_URLS": health},
+        )
+    )
+    return specs
