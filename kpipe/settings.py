@@ -1,0 +1,54 @@
+"""Settings shared by every kpipe process, read once from the environment.
+
+The names are the same in the cluster and on one machine: a Knative Service
+gets them from its ConfigMap, Secret and SinkBinding; ``kpipe up`` passes them
+to the processes it starts.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ObjectStoreSettings(BaseSettings):
+    """Where the S3-compatible object store is and how to sign requests to it."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    endpoint: str = Field("127.0.0.1:9000", validation_alias="MINIO_ENDPOINT")
+    access_key: str = Field("minioadmin", validation_alias="MINIO_ACCESS_KEY", repr=False)
+    secret_key: str = Field("minioadmin", validation_alias="MINIO_SECRET_KEY", repr=False)
+    secure: bool = Field(False, validation_alias="MINIO_SECURE")
+    region: str = Field("us-east-1", validation_alias="MINIO_REGION")
+    timeout_s: float = Field(10.0, validation_alias="MINIO_TIMEOUT_S", gt=0)
+
+
+class InferenceSettings(BaseSettings):
+    """Where Triton is and how long an AI step may wait for it."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    url: str = Field("127.0.0.1:8000", validation_alias="TRITON_URL")
+    timeout_s: float = Field(30.0, validation_alias="TRITON_TIMEOUT_S", gt=0)
+    # How long an AI step keeps retrying a Triton that is down or a model that
+    # is not loaded before it fails the step (the old design hung for 300 s).
+    ready_wait_s: float = Field(10.0, validation_alias="TRITON_READY_WAIT_S", ge=0)
+
+
+class EventSettings(BaseSettings):
+    """Where events go: ``K_SINK`` is injected by a SinkBinding in the cluster."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "KPIPE_SINK"))
+    timeout_s: float = Field(10.0, validation_alias="KPIPE_SINK_TIMEOUT_S", gt=0)
+
+
+class ImageSettings(BaseSettings):
+    """Limits applied to every image a part decodes."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Refuse images above this many pixels from the header, before decoding.
+    max_pixels: int = Field(50_000_000, validation_alias="KPIPE_MAX_PIXELS", gt=0)
