@@ -1,0 +1,12 @@
+"""Fixtures of the reliability tests: the whole local stack, real subscribers, the catalogue."""
+
+from __future__ import annotations
+
+# The session stack of the end-to-end tests (`kpipe up` on free ports).
+from tests.e2e.conftest import stack, stack_ports  # noqa: F401
+
+# Real HTTP subscribers and servers on free ports.
+from tests.eventing.conftest import http, serve, subscriber, wait_for  # noqa: F401
+
+# The real parts catalogue.
+from tests.router.conftest import catalog, spec_data  # noqa: F401
