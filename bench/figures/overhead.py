@@ -1,0 +1,205 @@
+"""Figure 1: ``overhead_ratio`` -- routed and fused throughput against the in-process limit.
+
+One pipeline, resize (max side 1024) -> detect_faces -> blur (faces), over
+the same 1080p photos, three ways at the same concurrency:
+
+(a) in process (one worker process per photo in flight): per photo, put
+    the original into an S3 server (the same ``eventing.s3server``, its own
+    process, without notifications), then three
+    :func:`functions.step.run_request` calls with the requests the router
+    would send -- each fetches its input from S3, decodes, runs the part,
+    encodes and stores its output. No events, no HTTP besides S3.
+(b) routed: upload -> notification -> adapter -> broker -> router -> parts
+    -> ... -> run succeeded, through ``kpipe up``.
+(c) fused: (b) with ``fuse: true`` (one invocation runs the three steps).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from bench._procs import cpu_by_component, cpu_delta
+from bench._stack import BenchStack
+from bench.context import Context
+from bench.figures._runs import chain, drive, throughput, unique_keys
+from bench.model import Figure, Goal
+from eventing.contract import ObjectRef, StepCall, StepOutput, StepRequest
+from functions.catalog import default_catalog
+from functions.runtime import StepRuntime
+from functions.step import run_request
+from functions.store import MinioStore
+from kpipe.settings import ImageSettings, ObjectStoreSettings
+from tests.e2e.conftest import free_block
+
+CONCURRENCY = 2
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("resize", {"max_side": 1024}),
+    ("detect_faces", {}),
+    ("blur", {"labels": ["face"]}),
+]
+
+
+@contextmanager
+def quiet_s3() -> Iterator[str]:
+    """An ``eventing.s3server`` with no webhook on a free port; its endpoint."""
+    port = free_block(1)
+    argv = [sys.executable, "-m", "eventing.s3server", "--port", str(port)]
+    argv += ["--bucket", "uploads", "--bucket", "processed"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/minio/health/live", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def in_process_photo(runtime: StepRuntime, name: str, data: bytes) -> float:
+    """Run the three steps on one photo as the router would request them; their ms."""
+    source = ObjectRef("uploads", f"bench-inproc/{name}.jpg")
+    runtime.store.put(source, data, "image/jpeg")
+    inputs: tuple[ObjectRef, ...] = (source,)
+    upstream: dict[str, StepOutput] = {}
+    total_ms = 0.0
+    for i, (function, params) in enumerate(STEPS):
+        final = i == len(STEPS) - 1
+        key = f"inproc/{name}.jpg" if final else f"inproc/_runs/{name}/s{i}/{name}.jpg"
+        request = StepRequest(
+            source=source,
+            inputs=inputs,
+            calls=(StepCall(f"s{i}", function, params),),
+            output=ObjectRef("processed", key),
+            final=final,
+            upstream=dict(upstream),
+        )
+        done = run_request(request, runtime)
+        upstream[f"s{i}"] = done.result
+        inputs = done.result.outputs
+        total_ms += done.duration_ms
+    return total_ms
+
+
+_RUNTIME: list[StepRuntime] = []
+
+
+def _worker_init(endpoint: str, warmup: bytes) -> None:
+    """In each worker process: open the store and load the parts' modules."""
+    settings = ObjectStoreSettings(MINIO_ENDPOINT=endpoint)  # type: ignore[call-arg]
+    store = MinioStore(settings)
+    _RUNTIME.append(StepRuntime(store, default_catalog(), ImageSettings()))  # type: ignore[call-arg]
+    in_process_photo(_RUNTIME[0], "warmup", warmup)
+
+
+def _worker_photo(photo: tuple[str, bytes]) -> float:
+    return in_process_photo(_RUNTIME[0], *photo)
+
+
+def in_process(endpoint: str, photos: list[tuple[str, bytes]]) -> tuple[float, list[float]]:
+    """(photos per second, per-photo step ms) of way (a) at :data:`CONCURRENCY`.
+
+    One worker process per photo in flight, as each part has its own process in
+    (b): threads of one process would share one GIL and OpenCV's thread pool.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        CONCURRENCY, mp_context=spawn, initializer=_worker_init, initargs=(endpoint, photos[0][1])
+    ) as pool:
+        # Start (and warm up) every worker before the clock starts.
+        list(pool.map(time.sleep, [0.5] * CONCURRENCY))
+        started = time.perf_counter()
+        step_ms = list(pool.map(_worker_photo, photos))
+        return len(photos) / (time.perf_counter() - started), step_ms
+
+
+def routed(
+    stack: BenchStack, name: str, version: int, photos: list[tuple[str, bytes]]
+) -> tuple[float, dict[str, float]]:
+    """(photos per second, latency breakdown) of a pipeline through the stack."""
+    drive(stack, name, version, unique_keys(f"{name}/w", photos[:1], ".jpg"), "image/jpeg", 1)
+    items = unique_keys(f"{name}/", photos, ".jpg")
+    cpu_before = cpu_by_component(stack.pid)
+    started, runs = drive(stack, name, version, items, "image/jpeg", CONCURRENCY)
+    cpu = cpu_delta(cpu_before, cpu_by_component(stack.pid))
+    failed = [r["id"] for r in runs if r["status"] != "succeeded"]
+    if failed:
+        raise RuntimeError(f"{name}: {len(failed)} runs failed, e.g. {failed[0]}")
+    latency = [r["duration_ms"] for r in runs]
+    compute = [sum(s["duration_ms"] or 0.0 for s in r["steps"]) for r in runs]
+    return throughput(started, runs), {
+        "run_ms_mean": statistics.fmean(latency),
+        "step_ms_mean": statistics.fmean(compute),
+        "outside_steps_ms_mean": statistics.fmean(
+            a - b for a, b in zip(latency, compute, strict=True)
+        ),
+    } | {f"cpu_ms_per_photo.{k}": v * 1000 / len(runs) for k, v in cpu.items() if v > 0}
+
+
+def measure(ctx: Context) -> Figure:
+    """Throughput of (a), (b), (c); (a) is run before and after (b, c) and averaged."""
+    photos = ctx.photos
+    specs = {
+        "routed": chain("bench-routed", "bench-routed/", ".jpg", STEPS),
+        "fused": chain("bench-fused", "bench-fused/", ".jpg", STEPS, fuse=True),
+    }
+    versions = {k: ctx.stack.apply(s) for k, s in specs.items()}
+    with quiet_s3() as endpoint:
+        before, inproc_ms = in_process(endpoint, photos)
+        ways = {k: routed(ctx.stack, specs[k]["name"], versions[k], photos) for k in specs}
+        after, _ = in_process(endpoint, photos)
+    limit = (before + after) / 2
+    value: dict[str, float | None] = {k: tp / limit for k, (tp, _) in ways.items()}
+    details: dict[str, Any] = {
+        "photos": len(photos),
+        "concurrency": CONCURRENCY,
+        "photos_per_s": {"in_process": limit, "in_process_runs": [before, after]}
+        | {k: tp for k, (tp, _) in ways.items()},
+        "in_process_step_ms_mean": statistics.fmean(inproc_ms),
+    } | {f"{k}_latency": b for k, (_, b) in ways.items()}
+    obstacles = []
+    for way, (_, breakdown) in ways.items():
+        obstacles.append(
+            f"{way}: a run took {breakdown['run_ms_mean']:.0f} ms on average, of which "
+            f"{breakdown['step_ms_mean']:.0f} ms inside the parts (in process the same steps "
+            f"took {details['in_process_step_ms_mean']:.0f} ms) and "
+            f"{breakdown['outside_steps_ms_mean']:.0f} ms in routing and delivery; CPU ms per "
+            "photo by process: "
+            + ", ".join(
+                f"{k.removeprefix('cpu_ms_per_photo.')} {v:.0f}"
+                for k, v in breakdown.items()
+                if k.startswith("cpu_ms_per_photo.") and v >= 1
+            )
+        )
+    return Figure(
+        key="overhead_ratio",
+        value=value,
+        goals=[Goal("overhead_ratio.routed", ">=", 0.85), Goal("overhead_ratio.fused", ">=", 0.97)],
+        method=(
+            f"{len(photos)} real 1080p JPEG photos, resize(1024) -> detect_faces -> blur, "
+            f"{CONCURRENCY} photos in flight in every way. (a) in process, one worker process "
+            "per photo in flight: put the original "
+            "into an eventing.s3server without notifications, then the three step-SDK "
+            "run_request calls (S3 get, decode, part, encode, S3 put), as the router would "
+            "request them; run before and after (b) and (c), averaged. (b) routed and (c) fused "
+            "through kpipe up: upload, wait for the run, next; throughput = photos / (last "
+            "run's finished_at - first upload). Each way is warmed up with one photo first. "
+            "Ratio = throughput / throughput(a)."
+        ),
+        details=details,
+        obstacles=obstacles,
+    )
