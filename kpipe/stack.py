@@ -142,7 +142,8 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 "--model-repository",
                 str(config.models),
             ],
-            # The server is ready before its models are; wait for the one parts need.
+            # PyTriton's server answers /v2/health/ready before it loads its
+            # models (and 400 while it loads them): wait for the one parts need.
             config.url(config.triton_port, "/v2/models/text_detection/ready"),
             ready_timeout_s=180.0,
         ),
@@ -196,7 +197,11 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 env={"K_SERVICE": name.replace("_", "-")},
             )
         )
-    health = ",".join(f"{s.name}={s.ready_url}" for s in specs if s.name not in ("s3", "triton"))
+    # The router's /healthz checks what the supervisor waits for, so it never
+    # says ready while Triton is still loading the model (its own Triton check
+    # is the server's /v2/health/ready, which is right only for a Triton that
+    # loads its models before it serves).
+    health = ",".join(f"{s.name}={s.ready_url}" for s in specs if s.name != "s3")
     specs.append(
         ProcessSpec(
             "router",

@@ -14,7 +14,8 @@ class RouterSettings(BaseSettings):
     ``KPIPE_HEALTH_URLS`` lists extra components ``/healthz`` must check, as
     ``name=url`` pairs separated by commas. ``kpipe up`` sets it to every
     local process; in a cluster it stays empty, so a health probe never
-    wakes a part that scaled to zero.
+    wakes a part that scaled to zero. A name the router already checks
+    (``triton``, ``object-store``, ``database``) replaces that check.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)

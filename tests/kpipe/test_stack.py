@@ -1,0 +1,63 @@
+"""How `kpipe up` wires its processes: what the router's /healthz checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from kpipe.stack import StackConfig, common_env, process_specs
+from router.services import services_from_env
+
+
+def loading_triton() -> Starlette:
+    """A Triton that serves but is still loading its model, as PyTriton's is at start.
+
+    PyTriton starts tritonserver with no model and then loads each one through
+    the HTTP API, so ``/v2/health/ready`` answers 200 first, 400 while a model
+    loads, and 200 again once it is loaded.
+    """
+
+    async def server_ready(_: Any) -> JSONResponse:
+        return JSONResponse({})
+
+    async def model_ready(_: Any) -> JSONResponse:
+        return JSONResponse({"error": "model not ready"}, status_code=400)
+
+    return Starlette(
+        routes=[
+            Route("/v2/health/ready", server_ready),
+            Route("/v2/models/{name}/ready", model_ready),
+        ]
+    )
+
+
+def test_the_router_checks_triton_as_the_supervisor_waits_for_it(
+    tmp_path: Path, serve: Callable[[Any], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    triton_port = urlsplit(serve(loading_triton())).port
+    assert triton_port is not None
+    monkeypatch.setenv("KPIPE_HOME", str(tmp_path))
+    monkeypatch.setenv("KPIPE_TRITON_HTTP_PORT", str(triton_port))
+    config = StackConfig()
+    specs = {spec.name: spec for spec in process_specs(config)}
+    for name, value in {**common_env(config), **specs["router"].env}.items():
+        monkeypatch.setenv(name, value)
+
+    services = services_from_env()
+    try:
+        health = services.health.check()
+    finally:
+        services.close()
+
+    assert not health.ready
+    assert health.components["triton"] == (f"not ready: {specs['triton'].ready_url} answered 400")
+    # every process `kpipe up` waits for, the router checks too (the S3
+    # server through its own object-store check)
+    assert set(specs) - {"s3", "router"} <= set(health.components)
