@@ -9,6 +9,8 @@ Example:
     'privacy-blur/2026/cat photo.jpg'
     >>> final_key("p", "../../etc/passwd")
     'p/__/__/etc/passwd'
+    >>> final_key("p", "_runs/0f3a/resize/cat.jpg")
+    'p/__runs/0f3a/resize/cat.jpg'
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ EXTENSION_ROOM = 8
 # to "name." would make "name..jpg").
 _DOTS = re.compile(r"\.{2,}|\.$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The folder under ``<pipeline>/`` that holds the runs' intermediates; no
+# final output may land in it, or an upload could overwrite a run's work.
+RUNS_DIR = "_runs"
 
 
 def run_id(pipeline: str, version: int, bucket: str, key: str, etag: str) -> str:
@@ -66,12 +71,15 @@ def final_key(pipeline: str, source_key: str, step: str | None = None) -> str:
     outputs do not overwrite each other.
     """
     prefix = f"{pipeline}/" + (f"{step}/" if step else "")
-    return _fit(prefix, "/".join(_safe_segments(source_key)))
+    segments = _safe_segments(source_key)
+    if not step and segments[0] == RUNS_DIR:
+        segments[0] = f"_{RUNS_DIR}"
+    return _fit(prefix, "/".join(segments))
 
 
 def intermediate_key(pipeline: str, run: str, step: str, source_key: str) -> str:
     """Where an intermediate output goes: under a per-run prefix inside the pipeline's."""
-    return _fit(f"{pipeline}/_runs/{run}/{step}/", _safe_segments(source_key)[-1])
+    return _fit(f"{pipeline}/{RUNS_DIR}/{run}/{step}/", _safe_segments(source_key)[-1])
 
 
 def with_extension_of(key: str, like: str) -> str:

@@ -180,7 +180,9 @@ def test_parse_notification_takes_any_bytes(body: bytes) -> None:
 
 _key_parts = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30
-) | st.sampled_from(["/", ".", "..", "../", "%2F", "%", "+", " ", "\x00", "\n", "a" * 300])
+) | st.sampled_from(
+    ["/", ".", "..", "../", "%2F", "%", "+", " ", "\x00", "\n", "_runs/", "a" * 300]
+)
 s3_keys = (
     st.lists(_key_parts, min_size=1, max_size=20)
     .map("".join)
@@ -211,6 +213,7 @@ def test_output_keys_never_escape_the_pipeline(
 ) -> None:
     final = keys.final_key(pipeline, source, step)
     _assert_safe(pipeline, final)
+    assert not final.startswith(f"{pipeline}/{keys.RUNS_DIR}/")  # never among intermediates
     assert final == keys.final_key(pipeline, source, step)  # deterministic
     run = keys.run_id(pipeline, 1, "uploads", source, "etag")
     middle = keys.intermediate_key(pipeline, run, step or "s", source)

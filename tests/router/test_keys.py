@@ -16,6 +16,10 @@ from router import keys
         ("/leading//double/./dot.png", "p/leading/double/dot.png"),
         ("weird..name.jpg", "p/weird__name.jpg"),
         ("ctrl\x00\x1fchar.jpg", "p/ctrl__char.jpg"),
+        # the runs' intermediates live under p/_runs/: no upload may write there
+        ("_runs/0f3a/resize/cat.jpg", "p/__runs/0f3a/resize/cat.jpg"),
+        ("/_runs/cat.jpg", "p/__runs/cat.jpg"),
+        ("a/_runs/cat.jpg", "p/a/_runs/cat.jpg"),
     ],
 )
 def test_final_key_stays_under_the_pipeline(source: str, expected: str) -> None:
