@@ -3,7 +3,10 @@
 A backfill lists the objects, then starts their runs no faster than
 ``concurrency`` unfinished runs at a time, exactly as if each object had
 just been uploaded (so a run that already exists for an object version is
-not started twice). Progress is kept in memory by the replica that runs it.
+not started twice). The backfill and its progress live in the router's
+database (:mod:`router.backfill_store`): any replica answers for it, and
+when the replica running it dies another one takes it over at the sweep
+after its lease runs out.
 """
 
 from __future__ import annotations
@@ -13,40 +16,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from eventing.contract import Event, ObjectCreated
 from router import keys
+from router.backfill_store import Backfill, BackfillStatus, BackfillStore
 from router.engine import Router
 from router.spec import PipelineSpec
-from router.state import RunStatus
 from router.store import Store
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Backfill:
-    """Progress of one backfill."""
-
-    id: str
-    pipeline: str
-    version: int
-    bucket: str
-    prefix: str
-    concurrency: int
-    total: int = 0
-    started: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    status: str = "running"  # running | done | failed
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    run_ids: list[str] = field(default_factory=list)
+# How long a replica keeps a backfill without renewing it; a dead replica's
+# backfills are taken over this long after it last renewed.
+LEASE_S = 30.0
 
 
 class Backfills:
-    """Starts backfills on background threads and keeps their progress."""
+    """Starts backfills, works on them on background threads, adopts orphans."""
 
     def __init__(
         self,
@@ -54,17 +40,22 @@ class Backfills:
         router: Router,
         send: Callable[[Event], None],
         poll_s: float = 0.2,
+        lease_s: float = LEASE_S,
     ) -> None:
         self._store = store
+        self._backfills = BackfillStore(store)
         self._router = router
         self._send = send
         self._poll_s = poll_s
-        self._jobs: dict[str, Backfill] = {}
+        self._lease_s = lease_s
+        # Who holds a lease: this replica, for as long as the process lives.
+        self._owner = f"router-{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def get(self, backfill_id: str) -> Backfill | None:
-        with self._lock:
-            return self._jobs.get(backfill_id)
+    def get(self, backfill_id: str) -> Backfill:
+        return self._backfills.get(backfill_id)
 
     def start(
         self,
@@ -75,45 +66,86 @@ class Backfills:
         prefix: str,
         concurrency: int,
     ) -> Backfill:
-        """Start running ``spec`` over ``objects`` in the background."""
+        """Record a backfill of ``spec`` over ``objects`` and start it in the background."""
         wanted = [
             o for o in objects if spec.trigger.suffix == "" or o.key.endswith(spec.trigger.suffix)
         ]
-        job = Backfill(uuid.uuid4().hex[:16], spec.name, version, bucket, prefix, concurrency)
-        job.total = len(wanted)
-        with self._lock:
-            self._jobs[job.id] = job
-        thread = threading.Thread(
-            target=self._run, args=(job, spec, wanted), name=f"backfill-{job.id}", daemon=True
+        backfill = Backfill(
+            id=uuid.uuid4().hex[:16],
+            pipeline=spec.name,
+            version=version,
+            bucket=bucket,
+            prefix=prefix,
+            concurrency=concurrency,
+            status=BackfillStatus.RUNNING,
+            error=None,
+            created_at=time.time(),
+            total=len(wanted),
+            started=0,
+            succeeded=0,
+            failed=0,
         )
-        thread.start()
-        return job
+        self._backfills.create(backfill, wanted, self._owner, time.time() + self._lease_s)
+        self._work_on(backfill.id)
+        return backfill
 
-    def _count(self, job: Backfill) -> int:
-        """Update the finished counts; return how many of the job's runs are unfinished."""
-        succeeded = failed = 0
-        for run_id in job.run_ids:
-            status = self._store.get_run(run_id).status
-            succeeded += status is RunStatus.SUCCEEDED
-            failed += status is RunStatus.FAILED
-        job.succeeded, job.failed = succeeded, failed
-        return len(job.run_ids) - succeeded - failed
+    def adopt(self, now: float | None = None) -> list[str]:
+        """Take over the backfills whose replica stopped renewing its lease."""
+        now = time.time() if now is None else now
+        adopted = self._backfills.claim_expired(self._owner, now, now + self._lease_s)
+        for backfill_id in adopted:
+            log.info("backfill %s taken over after its lease ran out", backfill_id)
+            self._work_on(backfill_id)
+        return adopted
 
-    def _run(self, job: Backfill, spec: PipelineSpec, objects: list[ObjectCreated]) -> None:
+    def stop(self) -> None:
+        """Stop working and give up the leases: the next sweep of any replica adopts them."""
+        self._stop.set()
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.join(timeout=5)
+        self._backfills.release(self._owner)
+
+    def _work_on(self, backfill_id: str) -> None:
+        with self._lock:
+            running = self._workers.get(backfill_id)
+            if running is not None and running.is_alive():
+                return
+            self._stop.clear()
+            worker = threading.Thread(
+                target=self._run, args=(backfill_id,), name=f"backfill-{backfill_id}", daemon=True
+            )
+            self._workers[backfill_id] = worker
+        worker.start()
+
+    def _run(self, backfill_id: str) -> None:
         try:
-            for obj in objects:
-                while self._count(job) >= job.concurrency:
-                    time.sleep(self._poll_s)
-                for event in self._router.start_run(spec, job.version, obj):
-                    self._send(event)
-                job.run_ids.append(
-                    keys.run_id(spec.name, job.version, obj.bucket, obj.key, obj.etag)
-                )
-                job.started += 1
-            while self._count(job):
-                time.sleep(self._poll_s)
-            job.status = "done"
+            self._drive(backfill_id)
         except Exception as exc:  # a backfill thread must report, not vanish
-            log.exception("backfill %s failed", job.id)
-            job.status = "failed"
-            job.error = str(exc)
+            log.exception("backfill %s failed", backfill_id)
+            self._backfills.finish(backfill_id, self._owner, BackfillStatus.FAILED, str(exc))
+
+    def _drive(self, backfill_id: str) -> None:
+        """Start runs as slots free up until every object has a finished run."""
+        backfill = self._backfills.get(backfill_id)
+        spec = self._store.get_pipeline(backfill.pipeline, backfill.version).spec
+        renew_at = 0.0
+        while not self._stop.is_set():
+            now = time.time()
+            if now >= renew_at:
+                if not self._backfills.renew(backfill_id, self._owner, now + self._lease_s):
+                    log.info("backfill %s is no longer this replica's", backfill_id)
+                    return
+                renew_at = now + self._lease_s / 3
+            progress = self._backfills.get(backfill_id)
+            free = backfill.concurrency - progress.unfinished
+            if progress.started == progress.total and free == backfill.concurrency:
+                self._backfills.finish(backfill_id, self._owner, BackfillStatus.DONE)
+                return
+            for seq, obj in self._backfills.pending(backfill_id, max(free, 0)):
+                for event in self._router.start_run(spec, backfill.version, obj):
+                    self._send(event)
+                run_id = keys.run_id(spec.name, backfill.version, obj.bucket, obj.key, obj.etag)
+                self._backfills.mark_started(backfill_id, seq, run_id)
+            self._stop.wait(self._poll_s)

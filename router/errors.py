@@ -58,6 +58,16 @@ class RunNotFound(RouterError, LookupError):
         self.run_id = run_id
 
 
+class BackfillNotFound(RouterError, LookupError):
+    """No backfill has that id."""
+
+    code = "backfill_not_found"
+
+    def __init__(self, backfill_id: str) -> None:
+        super().__init__(f"backfill {backfill_id!r} does not exist")
+        self.backfill_id = backfill_id
+
+
 class BadQuery(RouterError, ValueError):
     """A query parameter has a value the API cannot use."""
 

@@ -16,6 +16,7 @@ from functions.store import StoreRefused
 from kpipe.errors import KpipeError
 from router.conditions import BadCondition
 from router.errors import (
+    BackfillNotFound,
     BadQuery,
     Conflict,
     ObjectUnavailable,
@@ -31,6 +32,7 @@ STATUS_OF: dict[type[KpipeError], int] = {
     BadCondition: 422,
     PipelineNotFound: 404,
     RunNotFound: 404,
+    BackfillNotFound: 404,
     ObjectUnavailable: 404,
     ObjectMissing: 404,
     BadQuery: 400,

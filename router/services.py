@@ -64,6 +64,7 @@ class RouterServices:
             interval_s=self.settings.sweep_interval_s,
             redrive_after_s=self.settings.redrive_after_s,
             deadline_s=self.settings.run_deadline_s,
+            backfills=self.backfills,
         )
 
     def start(self) -> None:
@@ -71,6 +72,7 @@ class RouterServices:
 
     def close(self) -> None:
         self.sweeper.stop()
+        self.backfills.stop()
         self.health.close()
         if self.sink is not None:
             self.sink.close()

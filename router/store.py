@@ -19,7 +19,7 @@ import copy
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,10 +160,18 @@ class Store:
         with self._engine.connect() as conn:
             conn.execute(sa.select(1))
 
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
         with self._lock or nullcontext(), self._engine.begin() as conn:
             yield conn
+
+    def transaction(self) -> AbstractContextManager[sa.Connection]:
+        """A transaction with this store's write guarantees, for tables kept beside it."""
+        return self._tx()
 
     # -- pipelines ---------------------------------------------------------
 

@@ -4,6 +4,8 @@ Knative's default broker keeps events in memory, so an event can be lost.
 A run whose step request got no answer for ``redrive_after_s`` has its
 requests sent again (parts write deterministic keys, so a repeat is safe);
 a run with no progress for ``deadline_s`` is failed, never left running.
+Each sweep also takes over the backfills of replicas that stopped renewing
+their leases.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from eventing.contract import Event
+from router.backfill import Backfills
 from router.engine import Router
 from router.store import Store
 
@@ -31,6 +34,7 @@ class Sweeper:
         interval_s: float,
         redrive_after_s: float,
         deadline_s: float,
+        backfills: Backfills | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -38,6 +42,7 @@ class Sweeper:
         self._interval_s = interval_s
         self._redrive_after_s = redrive_after_s
         self._deadline_s = deadline_s
+        self._backfills = backfills
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -81,5 +86,7 @@ class Sweeper:
                 emitted = self.sweep_once()
                 if emitted:
                     log.info("sweeper re-sent %d event(s)", len(emitted))
+                if self._backfills is not None:
+                    self._backfills.adopt()
             except Exception:  # the sweeper must outlive a bad sweep; the next one retries
                 log.exception("sweep failed")

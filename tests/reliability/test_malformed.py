@@ -234,6 +234,7 @@ def test_oversized_bodies_get_413(
         ("POST", "/v1/pipelines/nope/backfill"),
         ("GET", "/v1/runs/nope"),
         ("POST", "/v1/runs/nope/retry"),
+        ("GET", "/v1/backfills/nope"),
     ],
 )
 def test_unknown_pipelines_versions_and_runs_get_404(
@@ -243,7 +244,11 @@ def test_unknown_pipelines_versions_and_runs_get_404(
     body = {"version": 7} if path.endswith("/active") else {}
     response = router.request(method, path, json=body)
     assert response.status_code == 404, response.text
-    assert response.json()["error"]["code"] in ("pipeline_not_found", "run_not_found")
+    assert response.json()["error"]["code"] in (
+        "pipeline_not_found",
+        "run_not_found",
+        "backfill_not_found",
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,251 @@
+"""Backfills in the router's database, so every replica sees them and any can finish them.
+
+A backfill is a row with its settings and a lease, plus one item per object
+to run. An item gets its run id once its run has been started; progress is
+counted from the items and the runs they started. The replica that works on
+a backfill holds its lease and renews it; when a replica dies, its lease
+runs out and another replica takes the backfill over where it stopped.
+
+Example:
+    >>> from router.store import Store
+    >>> backfills = BackfillStore(Store("sqlite://"))
+    >>> backfills.get("nope")
+    Traceback (most recent call last):
+    ...
+    router.errors.BackfillNotFound: backfill 'nope' does not exist
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from eventing.contract import ObjectCreated
+from router.errors import BackfillNotFound
+from router.state import RunStatus
+from router.store import Store, metadata, runs
+
+backfills = sa.Table(
+    "kpipe_backfills",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(63), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+)
+
+items = sa.Table(
+    "kpipe_backfill_items",
+    metadata,
+    sa.Column("backfill_id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("object", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(64), index=True),
+)
+
+
+class BackfillStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A backfill and its progress, as any replica reads it."""
+
+    id: str
+    pipeline: str
+    version: int
+    bucket: str
+    prefix: str
+    concurrency: int
+    status: BackfillStatus
+    error: str | None
+    created_at: float
+    total: int
+    started: int
+    succeeded: int
+    failed: int
+
+    @property
+    def unfinished(self) -> int:
+        """Runs started and not yet finished."""
+        return self.started - self.succeeded - self.failed
+
+
+class BackfillStore:
+    """Backfills, their items and their leases, in the tables beside the runs."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        metadata.create_all(store.engine, tables=[backfills, items])
+
+    def create(
+        self,
+        backfill: Backfill,
+        objects: Sequence[ObjectCreated],
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        """Store a new backfill over ``objects``, leased to ``owner``."""
+        with self._store.transaction() as conn:
+            conn.execute(
+                backfills.insert().values(
+                    id=backfill.id,
+                    pipeline=backfill.pipeline,
+                    version=backfill.version,
+                    bucket=backfill.bucket,
+                    prefix=backfill.prefix,
+                    concurrency=backfill.concurrency,
+                    status=BackfillStatus.RUNNING.value,
+                    created_at=backfill.created_at,
+                    owner=owner,
+                    lease_until=lease_until,
+                )
+            )
+            if objects:
+                conn.execute(
+                    items.insert(),
+                    [
+                        {"backfill_id": backfill.id, "seq": seq, "object": obj.to_data()}
+                        for seq, obj in enumerate(objects)
+                    ],
+                )
+
+    def get(self, backfill_id: str) -> Backfill:
+        with self._store.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(backfills).where(backfills.c.id == backfill_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise BackfillNotFound(backfill_id)
+            total, started = conn.execute(
+                sa.select(sa.func.count(), sa.func.count(items.c.run_id)).where(
+                    items.c.backfill_id == backfill_id
+                )
+            ).one()
+            finished: dict[str, int] = {
+                status: count
+                for status, count in conn.execute(
+                    sa.select(runs.c.status, sa.func.count())
+                    .select_from(items.join(runs, runs.c.id == items.c.run_id))
+                    .where(
+                        items.c.backfill_id == backfill_id,
+                        runs.c.status.in_([RunStatus.SUCCEEDED.value, RunStatus.FAILED.value]),
+                    )
+                    .group_by(runs.c.status)
+                )
+            }
+        return Backfill(
+            id=row["id"],
+            pipeline=row["pipeline"],
+            version=row["version"],
+            bucket=row["bucket"],
+            prefix=row["prefix"],
+            concurrency=row["concurrency"],
+            status=BackfillStatus(row["status"]),
+            error=row["error"],
+            created_at=row["created_at"],
+            total=int(total),
+            started=int(started),
+            succeeded=int(finished.get(RunStatus.SUCCEEDED.value, 0)),
+            failed=int(finished.get(RunStatus.FAILED.value, 0)),
+        )
+
+    def pending(self, backfill_id: str, limit: int) -> list[tuple[int, ObjectCreated]]:
+        """Up to ``limit`` objects whose runs are not started yet, in listing order."""
+        with self._store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(items.c.seq, items.c.object)
+                .where(items.c.backfill_id == backfill_id, items.c.run_id.is_(None))
+                .order_by(items.c.seq)
+                .limit(limit)
+            ).all()
+        return [(seq, ObjectCreated.from_data(data)) for seq, data in rows]
+
+    def mark_started(self, backfill_id: str, seq: int, run_id: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                items.update()
+                .where(items.c.backfill_id == backfill_id, items.c.seq == seq)
+                .values(run_id=run_id)
+            )
+
+    def renew(self, backfill_id: str, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s lease; False if the backfill is no longer its to run."""
+        with self._store.transaction() as conn:
+            updated = conn.execute(
+                backfills.update()
+                .where(
+                    backfills.c.id == backfill_id,
+                    backfills.c.owner == owner,
+                    backfills.c.status == BackfillStatus.RUNNING.value,
+                )
+                .values(lease_until=lease_until)
+            )
+        return updated.rowcount == 1
+
+    def claim_expired(self, owner: str, now: float, lease_until: float) -> list[str]:
+        """Take over every running backfill whose lease ran out; return their ids.
+
+        Each claim is one conditional UPDATE, so when two replicas try at
+        once exactly one of them gets each backfill.
+        """
+        with self._store.engine.connect() as conn:
+            expired = conn.execute(
+                sa.select(backfills.c.id).where(
+                    backfills.c.status == BackfillStatus.RUNNING.value,
+                    backfills.c.lease_until < now,
+                )
+            ).scalars()
+            candidates = list(expired)
+        claimed = []
+        for backfill_id in candidates:
+            with self._store.transaction() as conn:
+                updated = conn.execute(
+                    backfills.update()
+                    .where(
+                        backfills.c.id == backfill_id,
+                        backfills.c.status == BackfillStatus.RUNNING.value,
+                        backfills.c.lease_until < now,
+                    )
+                    .values(owner=owner, lease_until=lease_until)
+                )
+            if updated.rowcount == 1:
+                claimed.append(backfill_id)
+        return claimed
+
+    def release(self, owner: str) -> None:
+        """End ``owner``'s leases now, so the next sweep of any replica takes them over."""
+        with self._store.transaction() as conn:
+            conn.execute(
+                backfills.update()
+                .where(
+                    backfills.c.owner == owner,
+                    backfills.c.status == BackfillStatus.RUNNING.value,
+                )
+                .values(lease_until=0.0)
+            )
+
+    def finish(
+        self, backfill_id: str, owner: str, status: BackfillStatus, error: str | None = None
+    ) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                backfills.update()
+                .where(backfills.c.id == backfill_id, backfills.c.owner == owner)
+                .values(status=status.value, error=error)
+            )
