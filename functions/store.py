@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -73,6 +74,15 @@ def store_retry(attempts: int = 3, backoff_s: float = 0.25) -> Retry:
         # Hand the last 5xx answer to minio so its S3 error message is kept.
         raise_on_status=False,
     )
+
+
+def _modified_within(modified: datetime | None, since: float | None, before: float | None) -> bool:
+    if since is None and before is None:
+        return True
+    if modified is None:
+        return False
+    when = modified.timestamp()
+    return (since is None or when >= since) and (before is None or when < before)
 
 
 class MinioStore:
@@ -146,8 +156,19 @@ class MinioStore:
         with self._errors(src):
             self._client.copy_object(dst.bucket, dst.key, CopySource(src.bucket, src.key))
 
-    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectCreated]:
+    def list(
+        self,
+        bucket: str,
+        prefix: str = "",
+        modified_since: float | None = None,
+        modified_before: float | None = None,
+    ) -> Iterator[ObjectCreated]:
         """Every object under ``bucket/prefix``, as the notification of its upload would say.
+
+        Args:
+            modified_since, modified_before: only objects last modified in
+                ``[since, before)``, as Unix times (S3 lists every key
+                anyway; this spares the caller the rest).
 
         Raises:
             ObjectMissing: the bucket does not exist.
@@ -156,6 +177,8 @@ class MinioStore:
         with self._errors(ObjectRef(bucket, prefix or "/")):
             for obj in self._client.list_objects(bucket, prefix=prefix, recursive=True):
                 if obj.is_dir or obj.object_name is None:
+                    continue
+                if not _modified_within(obj.last_modified, modified_since, modified_before):
                     continue
                 yield ObjectCreated(
                     bucket=bucket,

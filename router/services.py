@@ -17,6 +17,7 @@ from router.engine import Router
 from router.errors import PipelineNotFound, Unavailable
 from router.health import HealthChecker
 from router.metrics import RouterMetrics
+from router.reconciler import Reconciler
 from router.settings import RouterSettings
 from router.state import RunState
 from router.store import Store
@@ -57,6 +58,17 @@ class RouterServices:
         copier = self.objects.copy if self.objects is not None else None
         self.router = Router(self.store, copier, self.settings.redrive_after_s)
         self.backfills = Backfills(self.store, self.router, self.send)
+        reconciler = None
+        if self.objects is not None:
+            reconciler = Reconciler(
+                self.store,
+                self.router,
+                self.objects,
+                self.send,
+                interval_s=self.settings.reconcile_interval_s,
+                grace_s=self.settings.reconcile_grace_s,
+                lookback_s=self.settings.reconcile_lookback_s,
+            )
         self.sweeper = Sweeper(
             self.store,
             self.router,
@@ -65,6 +77,7 @@ class RouterServices:
             redrive_after_s=self.settings.redrive_after_s,
             deadline_s=self.settings.run_deadline_s,
             backfills=self.backfills,
+            reconciler=reconciler,
         )
 
     def start(self) -> None:

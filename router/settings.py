@@ -29,6 +29,14 @@ class RouterSettings(BaseSettings):
     sweep_interval_s: float = Field(15.0, validation_alias="KPIPE_SWEEP_INTERVAL_S", gt=0)
     # A run with no progress for this long is failed instead of left running forever.
     run_deadline_s: float = Field(1800.0, validation_alias="KPIPE_RUN_DEADLINE_S", gt=0)
+    # Uploads whose notification was lost are found by listing each trigger
+    # this often (0 turns it off), once they are `grace` old and until they
+    # are `lookback` old (see router/reconciler.py).
+    reconcile_interval_s: float = Field(60.0, validation_alias="KPIPE_RECONCILE_INTERVAL_S", ge=0)
+    reconcile_grace_s: float = Field(60.0, validation_alias="KPIPE_RECONCILE_GRACE_S", ge=0)
+    reconcile_lookback_s: float = Field(
+        86_400.0, validation_alias="KPIPE_RECONCILE_LOOKBACK_S", gt=0
+    )
     max_body_bytes: int = Field(1_048_576, validation_alias="KPIPE_MAX_BODY_BYTES", gt=0)
     max_upload_bytes: int = Field(52_428_800, validation_alias="KPIPE_MAX_UPLOAD_BYTES", gt=0)
 

@@ -395,6 +395,21 @@ class Store:
             ).scalar()
         return int(found or 0)
 
+    def run_sources(self, pipeline: str, bucket: str, created_since: float) -> set[tuple[str, str]]:
+        """The (key, etag) of every object of ``bucket`` that has a run of ``pipeline``.
+
+        Only runs created since ``created_since`` (any version of the pipeline).
+        """
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.source_key, runs.c.etag).where(
+                    runs.c.pipeline == pipeline,
+                    runs.c.source_bucket == bucket,
+                    runs.c.created_at >= created_since,
+                )
+            )
+            return {(key, etag) for key, etag in rows}
+
     def unfinished_runs(self, older_than: float) -> list[str]:
         """Ids of runs still pending or running that were last changed before ``older_than``."""
         with self._engine.connect() as conn:

@@ -5,7 +5,8 @@ A run whose step request got no answer for ``redrive_after_s`` has its
 requests sent again (parts write deterministic keys, so a repeat is safe);
 a run with no progress for ``deadline_s`` is failed, never left running.
 Each sweep also takes over the backfills of replicas that stopped renewing
-their leases.
+their leases, and, when it is due, lets the reconciler start the runs of
+uploads whose notification was lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from eventing.contract import Event
 from router.backfill import Backfills
 from router.engine import Router
+from router.reconciler import Reconciler
 from router.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class Sweeper:
         redrive_after_s: float,
         deadline_s: float,
         backfills: Backfills | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -43,6 +46,7 @@ class Sweeper:
         self._redrive_after_s = redrive_after_s
         self._deadline_s = deadline_s
         self._backfills = backfills
+        self._reconciler = reconciler
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -88,5 +92,7 @@ class Sweeper:
                     log.info("sweeper re-sent %d event(s)", len(emitted))
                 if self._backfills is not None:
                     self._backfills.adopt()
+                if self._reconciler is not None:
+                    self._reconciler.reconcile_if_due()
             except Exception:  # the sweeper must outlive a bad sweep; the next one retries
                 log.exception("sweep failed")

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eventing.s3server import S3Server
 from functions.catalog import Catalog, default_catalog
 from router.store import Store
 
 # Real HTTP subscribers (a broker stand-in that records what the router sends).
 from tests.eventing.conftest import serve, subscriber  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """A real S3 server with the buckets `uploads` and `processed`, and no webhook."""
+    server = S3Server(port=0, buckets=("uploads", "processed"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of the test's own, so tests sharing the S3 server do not meet."""
+    return f"t{uuid.uuid4().hex[:8]}/"
 
 
 @pytest.fixture(scope="session")

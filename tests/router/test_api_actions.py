@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,19 +29,6 @@ from tests.eventing.conftest import Subscriber
 from tests.router.apps import make_client
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    server = S3Server(port=0, buckets=("uploads", "processed"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}/"
 
 
 @pytest.fixture
