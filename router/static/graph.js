@@ -8,6 +8,7 @@ const GAP_X = 56;
 const GAP_Y = 20;
 const PAD = 14;
 const END_W = 124; // the trigger and output end caps
+const ARC_ROOM = 16; // room above the top row for edges that arc over a column
 
 /**
  * Each node's depth: 0 without parents, else one more than its deepest parent.
@@ -30,30 +31,57 @@ export function depths(nodes) {
   return memo;
 }
 
-/** Positions `{x, y}` for each node id, plus the drawing's width and height. */
+/** Whether the edge from `parent` to `child` passes over a column of steps. */
+function skips(depthOf, parent, child) {
+  return depthOf.get(child) - depthOf.get(parent) > 1;
+}
+
+/**
+ * Positions `{x, y}` for each node id, each node's depth, the drawing's
+ * width and height, and the height of the middle of its rows.
+ */
 export function layout(nodes, { ends = false } = {}) {
   const depthOf = depths(nodes);
   const layers = [];
   for (const n of nodes) (layers[depthOf.get(n.id)] ??= []).push(n.id);
   const rows = Math.max(1, ...layers.map((l) => l?.length ?? 0));
-  const height = PAD * 2 + rows * NODE_H + (rows - 1) * GAP_Y;
+  const arcs = nodes.some((n) => n.after.some((p) => depthOf.has(p) && skips(depthOf, p, n.id)));
+  const room = arcs ? ARC_ROOM : 0;
+  const height = room + PAD * 2 + rows * NODE_H + (rows - 1) * GAP_Y;
   const left = PAD + (ends ? END_W + GAP_X : 0);
   const positions = new Map();
   layers.forEach((layer, depth) => {
     const span = layer.length * NODE_H + (layer.length - 1) * GAP_Y;
-    const top = (height - span) / 2;
+    const top = room + (height - room - span) / 2;
     layer.forEach((id, row) => {
       positions.set(id, { x: left + depth * (NODE_W + GAP_X), y: top + row * (NODE_H + GAP_Y) });
     });
   });
   const columns = Math.max(1, layers.length);
   const width = left + columns * NODE_W + (columns - 1) * GAP_X + PAD + (ends ? GAP_X + END_W : 0);
-  return { positions, width, height };
+  // the middle of the rows, where the end caps go
+  const centre = room + (height - room) / 2;
+  return { positions, depthOf, width, height, centre };
 }
 
 function edgePath(x1, y1, x2, y2) {
   const bend = Math.max(24, (x2 - x1) / 2);
   return `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`;
+}
+
+/**
+ * An edge that passes over a column: a curve whose middle is at height
+ * `top` (in the gap above the rows it joins), so it is not drawn through the
+ * steps in between. Returns the path and that middle point.
+ */
+function arcPath(x1, y1, x2, y2, top) {
+  // A cubic's middle is at 1/8 of each end plus 3/8 of each control point.
+  const control = (top - (y1 + y2) / 8) / 0.75;
+  const bend = (x2 - x1) / 4;
+  return {
+    d: `M${x1},${y1} C${x1 + bend},${control} ${x2 - bend},${control} ${x2},${y2}`,
+    middle: { x: (x1 + x2) / 2, y: top },
+  };
 }
 
 function edge(d, attrs = {}) {
@@ -122,7 +150,7 @@ function nodeBox(node, pos, opts) {
  */
 export function renderGraph(nodes, opts = {}) {
   const ends = Boolean(opts.source || opts.sink);
-  const { positions, width, height } = layout(nodes, { ends });
+  const { positions, depthOf, width, height, centre } = layout(nodes, { ends });
   const svg = h("svg", {
     class: "graph", viewBox: `0 0 ${width} ${height}`, width, height,
     role: "img", "aria-label": `pipeline graph of ${nodes.length} steps`, testid: opts.testid ?? "graph",
@@ -139,17 +167,21 @@ export function renderGraph(nodes, opts = {}) {
     for (const parent of parents) {
       const from = positions.get(parent);
       const [x1, y1, x2, y2] = [from.x + NODE_W, from.y + mid, to.x, to.y + mid];
-      const line = edge(edgePath(x1, y1, x2, y2), { testid: `edge-${parent}-${node.id}` });
+      const { d, middle } = skips(depthOf, parent, node.id)
+        ? arcPath(x1, y1, x2, y2, Math.min(from.y, to.y) - GAP_Y / 2)
+        : { d: edgePath(x1, y1, x2, y2), middle: { x: (x1 + x2) / 2, y: (y1 + y2) / 2 } };
+      const line = edge(d, { testid: `edge-${parent}-${node.id}` });
       if (node.fused) {
         line.classList.add("fused");
         line.append(h("title", {}, `${node.id} runs fused with ${parent}`));
       }
       if (opts.onEdgeClick) {
-        // A handle at the curve's midpoint: a target that is easy to hit and to find.
+        // A handle at the curve's middle, which is in a gap, never under a
+        // step: a target that is easy to hit and to find.
         line.classList.add("removable");
         line.append(h("title", {}, `remove ${parent} → ${node.id}`));
         line.append(h("g", {
-          class: "edge-handle", transform: `translate(${(x1 + x2) / 2},${(y1 + y2) / 2})`,
+          class: "edge-handle", transform: `translate(${middle.x},${middle.y})`,
           testid: `edge-remove-${parent}-${node.id}`, role: "button", tabindex: 0,
           "aria-label": `remove ${parent} → ${node.id}`,
         }, h("circle", { r: 8 }), h("path", { d: "M-3,-3 L3,3 M3,-3 L-3,3" })));
@@ -160,15 +192,15 @@ export function renderGraph(nodes, opts = {}) {
       svg.append(line);
     }
     if (ends && parents.length === 0) {
-      svg.append(edge(edgePath(PAD + END_W, height / 2, to.x, to.y + mid)));
+      svg.append(edge(edgePath(PAD + END_W, centre, to.x, to.y + mid)));
     }
     if (ends && !hasChild.has(node.id)) {
-      svg.append(edge(edgePath(to.x + NODE_W, to.y + mid, width - PAD - END_W, height / 2)));
+      svg.append(edge(edgePath(to.x + NODE_W, to.y + mid, width - PAD - END_W, centre)));
     }
   }
   if (ends) {
-    svg.append(endCap(PAD, height / 2 - mid, opts.source ?? "trigger", "end-source"));
-    svg.append(endCap(width - PAD - END_W, height / 2 - mid, opts.sink ?? "output", "end-sink"));
+    svg.append(endCap(PAD, centre - mid, opts.source ?? "trigger", "end-source"));
+    svg.append(endCap(width - PAD - END_W, centre - mid, opts.sink ?? "output", "end-sink"));
   }
   for (const node of nodes) svg.append(nodeBox(node, positions.get(node.id), opts));
   return svg;

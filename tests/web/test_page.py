@@ -210,6 +210,16 @@ def test_drag_parts_onto_the_canvas_and_connect_ports(
     expect(annotate.get_by_test_id("after-detect_faces")).to_have_attribute("aria-pressed", "false")
     shoot("fan-out")
 
+    # An edge that skips a column (resize -> annotate past detect_faces) can
+    # still be removed by a click: its handle is not under the middle step.
+    page.get_by_test_id("port-out-detect_faces").click()
+    page.get_by_test_id("port-in-annotate").click()
+    expect(page.get_by_test_id("edge-detect_faces-annotate")).to_have_count(1)
+    shoot("edge-over-a-column")
+    page.get_by_test_id("edge-remove-resize-annotate").click(timeout=5_000)
+    expect(page.get_by_test_id("edge-resize-annotate")).to_have_count(0)
+    expect(page.get_by_test_id("edge-detect_faces-annotate")).to_have_count(1)
+
 
 @pytest.mark.parametrize("view", ["builder/web-phone", "runs", "upload"])
 def test_the_page_fits_a_phone_screen(page: Page, stack: Stack, shoot: Shoot, view: str) -> None:
