@@ -23,14 +23,35 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could bind ``port`` on loopback now (as uvicorn and gunicorn do)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel gives client sockets (Linux's ip_local_port_range)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
 
 
 def free_block(size: int) -> int:
-    """The first port of ``size`` consecutive free ports."""
+    """The first port of ``size`` consecutive free ports.
+
+    The block lies below the ephemeral range, so no client socket of the
+    tests (or of a stack already running) can take one of its ports between
+    choosing it here and a component of the stack binding it.
+    """
+    top = min(_ephemeral_ports().start, 65536) - size
     for _ in range(200):
-        base = random.randint(20000, 40000)
+        base = random.randint(min(10000, top - 1), top - 1)
         if all(_port_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no block of free ports")
