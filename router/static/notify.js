@@ -10,7 +10,21 @@ export function notify(message, kind = "info") {
   setTimeout(() => toast.remove(), kind === "error" ? 8000 : 4000);
 }
 
+/**
+ * The message of a failed API call. A missing or wrong API token (401) also
+ * says where to set one, and opens the settings there.
+ */
+export function describeError(error) {
+  if (error.status !== 401) return error.message;
+  const settings = document.getElementById("settings");
+  if (settings) {
+    settings.open = true;
+    document.getElementById("token")?.focus();
+  }
+  return `${error.message}; set the API token in ⚙ Settings`;
+}
+
 /** Report a failed API call. */
 export function notifyError(prefix, error) {
-  notify(`${prefix}: ${error.message}`, "error");
+  notify(`${prefix}: ${describeError(error)}`, "error");
 }

@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { h, mount } from "./dom.js";
-import { notifyError } from "./notify.js";
+import { describeError, notifyError } from "./notify.js";
 
 const FIND_RUN_TIMEOUT_MS = 30_000;
 const FIND_RUN_EVERY_MS = 500;
@@ -93,7 +93,7 @@ export class Upload {
     try {
       object = await api.upload(this.pipeline, file);
     } catch (error) {
-      this.status(h("p", { class: "error", testid: "upload-error" }, `Upload failed: ${error.message}`));
+      this.status(h("p", { class: "error", testid: "upload-error" }, `Upload failed: ${describeError(error)}`));
       return;
     }
     const where = `${object.bucket}/${object.key}`;

@@ -12,6 +12,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 # The whole local stack (`kpipe up`), shared with the end-to-end tests.
 from tests.e2e.conftest import REPO, stack, stack_ports  # noqa: F401
 
+# ASGI apps served on free ports (a router alone, for the token test).
+from tests.eventing.conftest import serve  # noqa: F401
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
