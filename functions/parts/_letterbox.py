@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from functions.parts._boxes import Box
+from functions.parts._opencv import load_opencv
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -56,6 +57,7 @@ class Letterbox:
 
     def apply(self, pixels: npt.NDArray[np.uint8], fill: int) -> npt.NDArray[np.uint8]:
         """Scale ``pixels`` (H x W x C) and paste it into a canvas filled with ``fill``."""
+        load_opencv()
         import cv2
 
         scaled = pixels

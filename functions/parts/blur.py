@@ -14,6 +14,7 @@ from pydantic import Field
 
 from functions.part import Group, Params, Part, PartResult, Picture, StepContext
 from functions.parts._boxes import Box, padded_box, upstream_detections
+from functions.parts._opencv import load_opencv
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,6 +76,7 @@ def blur_regions(
 
 def _obscure(region: npt.NDArray[np.uint8], style: BlurStyle) -> npt.NDArray[np.uint8]:
     """The region blurred or pixelated, at a strength relative to its size."""
+    load_opencv()
     import cv2
     import numpy as np
 

@@ -19,6 +19,7 @@ from pydantic import Field
 from eventing.contract import JSON
 from functions.part import Group, Params, Part, PartResult, Picture, StepContext
 from functions.parts._boxes import Detection, detection_metadata
+from functions.parts._opencv import load_opencv
 
 if TYPE_CHECKING:
     import cv2
@@ -55,6 +56,7 @@ class FaceDetector:
 
     def find(self, picture: Picture) -> list[Detection]:
         """Detections (label ``face``) in the picture's pixels."""
+        load_opencv()
         import cv2
 
         code = cv2.COLOR_RGBA2GRAY if picture.pixels.shape[2] == 4 else cv2.COLOR_RGB2GRAY
@@ -87,6 +89,7 @@ class FaceDetector:
 @cache
 def _cascade() -> cv2.CascadeClassifier:
     """The frontal-face cascade that ships inside the OpenCV wheel (loaded once)."""
+    load_opencv()
     import cv2
 
     path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]

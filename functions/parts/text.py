@@ -25,6 +25,7 @@ from pydantic import Field
 from functions.part import Group, Params, Part, PartResult, Picture, StepContext
 from functions.parts._boxes import Detection, detection_metadata
 from functions.parts._letterbox import Letterbox, as_box, rgb
+from functions.parts._opencv import load_opencv
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -85,6 +86,7 @@ def boxes_from_probabilities(
         ``N x 4`` boxes ``x1, y1, x2, y2`` in map pixels (clipped to the map)
         and their ``N`` scores, in reading order (top to bottom, then left to right).
     """
+    load_opencv()
     import cv2
 
     prob = np.asarray(prob, dtype=np.float32)
@@ -139,6 +141,7 @@ def _reading_order(boxes: npt.NDArray[np.float64]) -> list[int]:
 
 def _mean_inside(prob: npt.NDArray[np.float32], corners: npt.NDArray[np.float32]) -> float:
     """Mean of ``prob`` inside a polygon (PaddleOCR's ``box_score_fast``)."""
+    load_opencv()
     import cv2
 
     height, width = prob.shape
