@@ -105,7 +105,10 @@ class Backfills:
             workers = list(self._workers.values())
         for worker in workers:
             worker.join(timeout=5)
-        self._backfills.release(self._owner)
+        try:
+            self._backfills.release(self._owner)
+        except Exception:  # shutting down: the leases then simply run out
+            log.exception("could not give up this replica's backfill leases")
 
     def _work_on(self, backfill_id: str) -> None:
         with self._lock:
