@@ -112,8 +112,8 @@ class Backfills:
 
     def _work_on(self, backfill_id: str) -> None:
         with self._lock:
-            running = self._workers.get(backfill_id)
-            if running is not None and running.is_alive():
+            self._workers = {i: w for i, w in self._workers.items() if w.is_alive()}
+            if backfill_id in self._workers:
                 return
             self._stop.clear()
             worker = threading.Thread(
