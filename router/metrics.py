@@ -46,6 +46,12 @@ class RouterMetrics:
         self.events_out = Counter(
             "kpipe_events_out", "Events the router emitted", ["type"], registry=registry
         )
+        self.reconciled = Counter(
+            "kpipe_runs_reconciled",
+            "Runs the reconciler started because the upload's notification was lost",
+            ["pipeline"],
+            registry=registry,
+        )
         self.step_seconds = step_duration(registry, "Step durations as reported by the parts")
         self.failures = step_failures(registry)
         registry.register(_StoreCollector(store))

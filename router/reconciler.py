@@ -33,7 +33,11 @@ LISTED_TIME_RESOLUTION_S = 1.0
 
 
 class Reconciler:
-    """Starts the runs of objects whose ``object.created`` was lost."""
+    """Starts the runs of objects whose ``object.created`` was lost.
+
+    ``on_started`` is called with the pipeline's name for each run it starts
+    (the router counts them in ``kpipe_runs_reconciled_total``).
+    """
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class Reconciler:
         interval_s: float,
         grace_s: float,
         lookback_s: float,
+        on_started: Callable[[str], object] | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -52,6 +57,7 @@ class Reconciler:
         self._interval_s = interval_s
         self._grace_s = grace_s
         self._lookback_s = lookback_s
+        self._on_started = on_started
         self._next_at = 0.0
 
     def reconcile_if_due(self, now: float | None = None) -> list[Event]:
@@ -95,4 +101,6 @@ class Reconciler:
                 "%s had no run of %s: its notification was lost; starting it", obj.ref, spec.name
             )
             events += self._router.start_run(spec, stored.version, obj)
+            if self._on_started is not None:
+                self._on_started(spec.name)
         return events

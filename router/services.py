@@ -68,6 +68,7 @@ class RouterServices:
                 interval_s=self.settings.reconcile_interval_s,
                 grace_s=self.settings.reconcile_grace_s,
                 lookback_s=self.settings.reconcile_lookback_s,
+                on_started=lambda pipeline: self.metrics.reconciled.labels(pipeline).inc(),
             )
         self.sweeper = Sweeper(
             self.store,

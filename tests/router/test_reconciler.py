@@ -151,3 +151,5 @@ def test_the_router_reconciles_on_its_own(
         assert started_keys([event]) == [prefix + "lost.jpg"]
         [run] = client.get("/v1/runs", params={"pipeline": "thumbs"}).json()["runs"]
         assert run["source"] == {"bucket": "uploads", "key": prefix + "lost.jpg"}
+        metrics = client.get("/metrics").text
+        assert 'kpipe_runs_reconciled_total{pipeline="thumbs"} 1.0' in metrics
