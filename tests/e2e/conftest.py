@@ -96,20 +96,22 @@ class Stack:
             response.close()
             response.release_conn()
 
-    def runs_of(self, pipeline: str, key: str) -> list[dict[str, Any]]:
-        """The runs of ``pipeline`` over ``uploads/<key>``, newest first."""
+    def runs_of(self, pipeline: str, key: str, bucket: str = "uploads") -> list[dict[str, Any]]:
+        """The runs of ``pipeline`` over ``<bucket>/<key>``, newest first."""
         with self.client() as api:
             response = api.get(
-                "/v1/runs", params={"pipeline": pipeline, "source": f"uploads/{key}"}
+                "/v1/runs", params={"pipeline": pipeline, "source": f"{bucket}/{key}"}
             )
         response.raise_for_status()
         return list(response.json()["runs"])
 
-    def wait_run(self, pipeline: str, key: str, timeout_s: float = 60.0) -> dict[str, Any]:
-        """The newest run of ``pipeline`` over ``uploads/<key>``, once it has finished."""
+    def wait_run(
+        self, pipeline: str, key: str, timeout_s: float = 60.0, bucket: str = "uploads"
+    ) -> dict[str, Any]:
+        """The newest run of ``pipeline`` over ``<bucket>/<key>``, once it has finished."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            runs = self.runs_of(pipeline, key)
+            runs = self.runs_of(pipeline, key, bucket)
             if runs and runs[0]["status"] in ("succeeded", "failed"):
                 return runs[0]
             time.sleep(0.1)
@@ -140,8 +142,14 @@ def stack_env(home: Path, ports: dict[str, int]) -> dict[str, str]:
     }
 
 
-def start_stack(home: Path, ports: dict[str, int], timeout_s: float = 180.0) -> Stack:
-    env = stack_env(home, ports)
+def start_stack(
+    home: Path,
+    ports: dict[str, int],
+    timeout_s: float = 180.0,
+    env: Mapping[str, str] | None = None,
+) -> Stack:
+    """`kpipe up` on ``ports``, once healthy; ``env`` adds to (or overrides) its environment."""
+    env = {**stack_env(home, ports), **(env or {})}
     with (home / "up.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "kpipe.cli", "up"],
