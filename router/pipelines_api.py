@@ -37,7 +37,7 @@ def validate(body: Body, services: Services) -> ValidationOut:
         data = load_document(body)
     except SpecInvalid as exc:
         return ValidationOut.of(exc.problems)
-    _, problems = find_problems(data, services.catalog)
+    _, problems = find_problems(data, services.catalog, services.registered_specs())
     return ValidationOut.of(problems)
 
 
@@ -50,7 +50,7 @@ def put_pipeline(name: str, body: Body, services: Services) -> PipelineOut:
         if data["name"] != name:
             problem = Problem("name", f"spec name {data['name']!r} differs from URL {name!r}")
             raise SpecInvalid([problem])
-    spec = validate_spec(data, services.catalog)
+    spec = validate_spec(data, services.catalog, services.registered_specs())
     version = services.store.put_pipeline(spec)
     return PipelineOut.of(services.store.get_pipeline(name, version))
 

@@ -19,6 +19,7 @@ from router.health import HealthChecker
 from router.metrics import RouterMetrics
 from router.reconciler import Reconciler
 from router.settings import RouterSettings
+from router.spec import PipelineSpec
 from router.state import RunState
 from router.store import Store
 from router.sweeper import Sweeper
@@ -112,11 +113,15 @@ class RouterServices:
             raise Unavailable("no object store is configured (MINIO_ENDPOINT)")
         return self.objects
 
+    def registered_specs(self) -> list[PipelineSpec]:
+        """The active spec of every registered pipeline."""
+        return [stored.spec for stored in self.store.list_pipelines()]
+
     def used_buckets(self) -> set[str]:
         """Buckets some registered pipeline reads or writes: the only ones the API serves."""
         found: set[str] = set()
-        for stored in self.store.list_pipelines():
-            found |= {stored.spec.trigger.bucket, stored.spec.output.bucket}
+        for spec in self.registered_specs():
+            found |= {spec.trigger.bucket, spec.output.bucket}
         return found
 
     def run_view(self, run: RunState) -> RunOut:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -133,26 +134,74 @@ def _fuse_problems(spec: PipelineSpec) -> list[Problem]:
     ]
 
 
+def _sees_outputs_of(reader: PipelineSpec, writer: PipelineSpec) -> bool:
+    """Whether ``reader``'s trigger can see what ``writer`` writes.
+
+    A pipeline writes only under ``<output bucket>/<name>/`` (intermediates
+    included). The trigger's suffix is not counted on: a part can change an
+    output's extension.
+    """
+    if writer.output.bucket != reader.trigger.bucket:
+        return False
+    out_prefix = f"{writer.name}/"
+    prefix = reader.trigger.prefix
+    return out_prefix.startswith(prefix) or prefix.startswith(out_prefix)
+
+
 def _loop_problems(spec: PipelineSpec) -> list[Problem]:
-    # Outputs land under <output bucket>/<name>/; if the trigger can see them,
-    # every output would start another run of the same pipeline.
-    if spec.output.bucket != spec.trigger.bucket:
+    # Every output would start another run of the same pipeline.
+    if not _sees_outputs_of(spec, spec):
         return []
-    out_prefix = f"{spec.name}/"
-    prefix = spec.trigger.prefix
-    if out_prefix.startswith(prefix) or prefix.startswith(out_prefix):
-        return [
-            Problem(
-                "output.bucket",
-                f"outputs under {spec.output.bucket}/{out_prefix} would trigger this pipeline "
-                "again; use another bucket or a trigger prefix that excludes them",
-            )
-        ]
+    return [
+        Problem(
+            "output.bucket",
+            f"outputs under {spec.output.bucket}/{spec.name}/ would trigger this pipeline "
+            "again; use another bucket or a trigger prefix that excludes them",
+        )
+    ]
+
+
+def _cycle_through(spec: PipelineSpec, registered: Iterable[PipelineSpec]) -> list[str]:
+    """The names along a loop from ``spec`` through registered pipelines back to it, or []."""
+    others = {p.name: p for p in registered if p.name != spec.name}
+    # Breadth first from the pipelines spec's outputs start, so the loop reported is a shortest one.
+    queue = [[spec.name, name] for name, p in others.items() if _sees_outputs_of(p, spec)]
+    seen = {path[-1] for path in queue}
+    while queue:
+        path = queue.pop(0)
+        writer = others[path[-1]]
+        if _sees_outputs_of(spec, writer):
+            return [*path, spec.name]
+        for name, reader in others.items():
+            if name not in seen and _sees_outputs_of(reader, writer):
+                seen.add(name)
+                queue.append([*path, name])
     return []
 
 
-def find_problems(data: Any, catalog: PartCatalog) -> tuple[PipelineSpec | None, list[Problem]]:
-    """The typed spec (if it type-checks) and every problem found in it."""
+def _cycle_problems(spec: PipelineSpec, registered: Iterable[PipelineSpec]) -> list[Problem]:
+    # Outputs that start another pipeline, whose outputs (perhaps through more
+    # pipelines) start this one again: every upload would run forever.
+    loop = _cycle_through(spec, registered)
+    if not loop:
+        return []
+    return [
+        Problem(
+            "output.bucket",
+            f"outputs would run in a loop through registered pipelines: {' -> '.join(loop)}; "
+            "use another output bucket, or trigger prefixes that exclude the outputs",
+        )
+    ]
+
+
+def find_problems(
+    data: Any, catalog: PartCatalog, registered: Iterable[PipelineSpec] = ()
+) -> tuple[PipelineSpec | None, list[Problem]]:
+    """The typed spec (if it type-checks) and every problem found in it.
+
+    ``registered`` are the other pipelines it would run beside, for loops
+    through their buckets.
+    """
     try:
         spec = spec_from_data(data)
     except SpecInvalid as exc:
@@ -160,12 +209,15 @@ def find_problems(data: Any, catalog: PartCatalog) -> tuple[PipelineSpec | None,
     problems = _dag_problems(spec, catalog)
     if not problems:
         problems = _condition_problems(spec) + _fuse_problems(spec)
-    return spec, problems + _loop_problems(spec)
+    loops = _loop_problems(spec) or _cycle_problems(spec, registered)
+    return spec, problems + loops
 
 
-def validate_spec(data: Any, catalog: PartCatalog) -> PipelineSpec:
+def validate_spec(
+    data: Any, catalog: PartCatalog, registered: Iterable[PipelineSpec] = ()
+) -> PipelineSpec:
     """The typed, valid spec; SpecInvalid listing every problem otherwise."""
-    spec, problems = find_problems(data, catalog)
+    spec, problems = find_problems(data, catalog, registered)
     if problems or spec is None:
         raise SpecInvalid(problems)
     return spec

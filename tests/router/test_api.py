@@ -98,6 +98,30 @@ def test_validate_lists_every_problem_and_saves_nothing(
     assert client.get("/v1/pipelines").json() == []
 
 
+def test_a_pipeline_that_would_loop_through_another_is_refused(
+    client: TestClient, spec_data: dict[str, Any]
+) -> None:
+    # privacy-blur writes processed/privacy-blur/...; "back" reads it and writes to uploads
+    back = {
+        **spec_data,
+        "name": "back",
+        "trigger": {"bucket": "processed", "prefix": "privacy-blur/"},
+        "output": {"bucket": "uploads"},
+    }
+    assert client.put("/v1/pipelines/privacy-blur", json=spec_data).status_code == 200
+
+    checked = client.post("/v1/pipelines/validate", json=back).json()
+    response = client.put("/v1/pipelines/back", json=back)
+
+    assert checked["valid"] is False
+    assert [p["field"] for p in checked["problems"]] == ["output.bucket"]
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_spec", "output.bucket")
+    assert "back -> privacy-blur -> back" in error["message"]
+    assert client.get("/v1/pipelines/back").status_code == 404
+
+
 def test_functions_catalogue(client: TestClient) -> None:
     parts = {p["name"]: p for p in client.get("/v1/functions").json()}
     assert {

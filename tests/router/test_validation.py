@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from functions.catalog import Catalog
 from router.errors import SpecInvalid
+from router.spec import PipelineSpec
 from router.validation import find_problems, validate_spec
 
 
@@ -13,8 +15,10 @@ def test_the_readme_spec_is_valid(spec_data: dict[str, Any], catalog: Catalog) -
     assert validate_spec(spec_data, catalog).name == "privacy-blur"
 
 
-def _problems(data: dict[str, Any], catalog: Catalog) -> dict[str, str]:
-    _, problems = find_problems(data, catalog)
+def _problems(
+    data: dict[str, Any], catalog: Catalog, registered: Sequence[PipelineSpec] = ()
+) -> dict[str, str]:
+    _, problems = find_problems(data, catalog, registered)
     return {p.path: p.message for p in problems}
 
 
@@ -122,3 +126,59 @@ def test_fused_groups_follow_single_parent_chains(catalog: Catalog) -> None:
         "d": ("d", "e"),
         "e": ("d", "e"),
     }
+
+
+def _chain(name: str, reads: tuple[str, str], writes: str) -> dict[str, Any]:
+    """A one-step pipeline over ``reads`` (bucket, prefix) that writes to bucket ``writes``."""
+    return {
+        "name": name,
+        "trigger": {"bucket": reads[0], "prefix": reads[1]},
+        "output": {"bucket": writes},
+        "steps": [{"id": "small", "function": "resize", "params": {"max_side": 64}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("registered", "expected"),
+    [
+        # thumbs writes processed/thumbs/..., which back reads and writes to uploads/back/...
+        ([_chain("back", ("processed", "thumbs/"), "uploads")], "thumbs -> back -> thumbs"),
+        # the same, through a third bucket and pipeline
+        (
+            [
+                _chain("two", ("processed", ""), "archive"),
+                _chain("three", ("archive", "two/"), "uploads"),
+            ],
+            "thumbs -> two -> three -> thumbs",
+        ),
+    ],
+    ids=["two-pipelines", "three-pipelines"],
+)
+def test_a_loop_through_registered_pipelines_is_refused(
+    catalog: Catalog, registered: list[dict[str, Any]], expected: str
+) -> None:
+    specs = [validate_spec(data, catalog) for data in registered]
+    thumbs = _chain("thumbs", ("uploads", ""), "processed")
+    problems = _problems(thumbs, catalog, specs)
+    assert list(problems) == ["output.bucket"]
+    assert expected in problems["output.bucket"]
+
+
+@pytest.mark.parametrize(
+    ("registered", "thumbs_prefix"),
+    [
+        # a chain that ends: thumbs -> small-thumbs, whose outputs nobody reads
+        ([_chain("small-thumbs", ("processed", "thumbs/"), "archive")], ""),
+        # back reads processed/other/, not what thumbs writes
+        ([_chain("back", ("processed", "other/"), "uploads")], ""),
+        # back writes uploads/back/..., which thumbs (reading uploads/in/) does not see
+        ([_chain("back", ("processed", "thumbs/"), "uploads")], "in/"),
+    ],
+    ids=["chain", "other-prefix", "excluded-return"],
+)
+def test_chains_without_a_loop_are_fine(
+    catalog: Catalog, registered: list[dict[str, Any]], thumbs_prefix: str
+) -> None:
+    specs = [validate_spec(data, catalog) for data in registered]
+    thumbs = _chain("thumbs", ("uploads", thumbs_prefix), "processed")
+    assert _problems(thumbs, catalog, specs) == {}
