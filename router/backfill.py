@@ -70,22 +70,17 @@ class Backfills:
         wanted = [
             o for o in objects if spec.trigger.suffix == "" or o.key.endswith(spec.trigger.suffix)
         ]
-        backfill = Backfill(
-            id=uuid.uuid4().hex[:16],
+        backfill = self._backfills.create(
+            uuid.uuid4().hex[:16],
             pipeline=spec.name,
             version=version,
             bucket=bucket,
             prefix=prefix,
             concurrency=concurrency,
-            status=BackfillStatus.RUNNING,
-            error=None,
-            created_at=time.time(),
-            total=len(wanted),
-            started=0,
-            succeeded=0,
-            failed=0,
+            objects=wanted,
+            owner=self._owner,
+            lease_until=time.time() + self._lease_s,
         )
-        self._backfills.create(backfill, wanted, self._owner, time.time() + self._lease_s)
         self._work_on(backfill.id)
         return backfill
 

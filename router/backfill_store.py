@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -93,23 +94,29 @@ class BackfillStore:
 
     def create(
         self,
-        backfill: Backfill,
+        backfill_id: str,
+        *,
+        pipeline: str,
+        version: int,
+        bucket: str,
+        prefix: str,
+        concurrency: int,
         objects: Sequence[ObjectCreated],
         owner: str,
         lease_until: float,
-    ) -> None:
-        """Store a new backfill over ``objects``, leased to ``owner``."""
+    ) -> Backfill:
+        """Store a new backfill over ``objects``, leased to ``owner``; return it."""
         with self._store.transaction() as conn:
             conn.execute(
                 backfills.insert().values(
-                    id=backfill.id,
-                    pipeline=backfill.pipeline,
-                    version=backfill.version,
-                    bucket=backfill.bucket,
-                    prefix=backfill.prefix,
-                    concurrency=backfill.concurrency,
+                    id=backfill_id,
+                    pipeline=pipeline,
+                    version=version,
+                    bucket=bucket,
+                    prefix=prefix,
+                    concurrency=concurrency,
                     status=BackfillStatus.RUNNING.value,
-                    created_at=backfill.created_at,
+                    created_at=time.time(),
                     owner=owner,
                     lease_until=lease_until,
                 )
@@ -118,10 +125,11 @@ class BackfillStore:
                 conn.execute(
                     items.insert(),
                     [
-                        {"backfill_id": backfill.id, "seq": seq, "object": obj.to_data()}
+                        {"backfill_id": backfill_id, "seq": seq, "object": obj.to_data()}
                         for seq, obj in enumerate(objects)
                     ],
                 )
+        return self.get(backfill_id)
 
     def get(self, backfill_id: str) -> Backfill:
         with self._store.engine.connect() as conn:

@@ -53,22 +53,17 @@ def orphan(
 ) -> BackfillStore:
     """Record a running backfill whose replica died: its lease ran out a second ago."""
     backfills = BackfillStore(store)
-    record = Backfill(
-        id=backfill_id,
+    backfills.create(
+        backfill_id,
         pipeline="thumbs",
         version=store.get_pipeline("thumbs").version,
         bucket="uploads",
         prefix="old/",
         concurrency=concurrency,
-        status=BackfillStatus.RUNNING,
-        error=None,
-        created_at=time.time() - 60,
-        total=len(objects),
-        started=0,
-        succeeded=0,
-        failed=0,
+        objects=objects,
+        owner="dead-replica",
+        lease_until=time.time() - 1,
     )
-    backfills.create(record, objects, owner="dead-replica", lease_until=time.time() - 1)
     return backfills
 
 
