@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +23,17 @@ def _free_port() -> int:
 def free_port() -> Callable[[], int]:
     """A factory of free loopback ports (tests never use the stack's fixed ports)."""
     return _free_port
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float = 10.0, poll_s: float = 0.01
+) -> None:
+    """Poll ``predicate`` every ``poll_s`` until it is true; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout_s} s")
+        time.sleep(poll_s)
 
 
 def encode(pixels: npt.NDArray[np.uint8], fmt: str = "JPEG", **save: object) -> bytes:

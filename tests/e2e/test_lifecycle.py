@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from kpipe.stack import PARTS
-from tests.conftest import encode
+from tests.conftest import encode, wait_until
 from tests.e2e.conftest import REPO, free_block, ports_at, stack_env, start_stack, stop_stack
 from tests.e2e.test_pipelines import PRIVACY
 
@@ -42,13 +41,6 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait(predicate: object, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not callable(predicate) or not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.25)
-
-
 def test_state_survives_a_restart_and_ctrl_c_stops_everything(
     tmp_path: Path, astronaut: npt.NDArray[np.uint8]
 ) -> None:
@@ -70,7 +62,11 @@ def test_state_survives_a_restart_and_ctrl_c_stops_everything(
         # it names the first component that is not ready (on a loaded 2-core
         # machine a slow probe of another one may come first)
         assert components[health.json()["component"]].startswith("not ready")
-        _wait(lambda: httpx.get(f"{stack.api}/healthz", timeout=10).status_code == 200)
+        wait_until(
+            lambda: httpx.get(f"{stack.api}/healthz", timeout=10).status_code == 200,
+            timeout_s=60,
+            poll_s=0.25,
+        )
     finally:
         code = stop_stack(stack)
     assert code == 0
@@ -102,7 +98,7 @@ def test_ctrl_c_during_start_up_stops_everything_even_if_sigint_was_ignored(
         stderr=subprocess.STDOUT,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    _wait(lambda: _listening(ports["s3"]))
+    wait_until(lambda: _listening(ports["s3"]), timeout_s=60, poll_s=0.25)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output.decode()

@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.conftest import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -122,15 +124,6 @@ def subscriber(serve: Callable[[Any], str]) -> Callable[..., Subscriber]:
     return start
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as client:
@@ -140,4 +133,4 @@ def http() -> Iterator[httpx.Client]:
 @pytest.fixture
 def wait_for() -> Callable[..., None]:
     """``wait_for(predicate, timeout_s=10)``: poll until true, else fail the test."""
-    return _wait_for
+    return wait_until

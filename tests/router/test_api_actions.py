@@ -25,6 +25,7 @@ from eventing.sink import Backoff, HttpBrokerClient
 from functions.catalog import Catalog
 from functions.store import MinioStore
 from kpipe.settings import ObjectStoreSettings
+from tests.conftest import wait_until
 from tests.eventing.conftest import Subscriber
 from tests.router.apps import make_client
 
@@ -63,13 +64,6 @@ def spec(prefix: str, suffix: str = ".jpg") -> dict[str, Any]:
 
 def sent(sink: Subscriber) -> list[Event]:
     return [from_http(r.headers, r.body) for r in sink.received]
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_upload_then_read_back(client: TestClient, prefix: str, astronaut_jpeg: bytes) -> None:
@@ -185,13 +179,13 @@ def test_backfill_starts_runs_no_faster_than_its_concurrency(
     assert started.status_code == 202, started.text
     job = started.json()
     assert (job["total"], job["bucket"], job["prefix"]) == (3, "uploads", prefix)
-    wait_for(lambda: sink.count == 2)
+    wait_until(lambda: sink.count == 2)
     time.sleep(0.5)
     assert sink.count == 2  # the third waits for a slot
     first = sent(sink)[0]
     assert first.context is not None
     assert fail_step(client, first) == 200
-    wait_for(lambda: sink.count >= 3)
+    wait_until(lambda: sink.count >= 3)
     progress = client.get(f"/v1/backfills/{job['id']}").json()
     assert progress["started"] == 3
     assert progress["failed"] == 1

@@ -20,7 +20,7 @@ from router.engine import Router
 from router.errors import BackfillNotFound
 from router.store import Store
 from router.sweeper import Sweeper
-from tests.eventing.conftest import _wait_for as wait_for
+from tests.conftest import wait_until as wait_for
 from tests.router.test_engine import complete, register
 
 SPEC = {

@@ -24,7 +24,8 @@ from kpipe.settings import ObjectStoreSettings
 from router.engine import Router
 from router.reconciler import Reconciler
 from router.store import RunQuery, Store
-from tests.eventing.conftest import Subscriber, _wait_for
+from tests.conftest import wait_until
+from tests.eventing.conftest import Subscriber
 from tests.router.apps import make_client
 from tests.router.test_engine import register
 
@@ -146,7 +147,7 @@ def test_the_router_reconciles_on_its_own(
     ) as client:
         assert client.put("/v1/pipelines/thumbs", json=spec(prefix)).status_code == 200
         upload(objects, prefix + "lost.jpg")
-        _wait_for(lambda: sink.count >= 1)
+        wait_until(lambda: sink.count >= 1)
         [event] = [from_http(r.headers, r.body) for r in sink.received]
         assert started_keys([event]) == [prefix + "lost.jpg"]
         [run] = client.get("/v1/runs", params={"pipeline": "thumbs"}).json()["runs"]
