@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.conftest import encode
 from tests.e2e.conftest import Stack
+from tests.router.conftest import privacy_blur
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
@@ -24,16 +25,8 @@ def sharpness(pixels: npt.NDArray[np.uint8]) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
-PRIVACY = {
-    "name": "privacy-blur",
-    "trigger": {"bucket": "uploads", "prefix": "", "suffix": ".jpg"},
-    "output": {"bucket": "processed"},
-    "steps": [
-        {"id": "small", "function": "resize", "params": {"max_side": 1024}},
-        {"id": "faces", "function": "detect_faces", "after": ["small"]},
-        {"id": "blur", "function": "blur", "after": ["faces"], "params": {"labels": ["face"]}},
-    ],
-}
+# The README's spec: resize -> detect faces -> blur the faces.
+PRIVACY = privacy_blur()
 
 
 def test_the_stack_is_healthy(stack: Stack) -> None:
