@@ -31,9 +31,10 @@ class InferenceSettings(BaseSettings):
 
     url: str = Field("127.0.0.1:8000", validation_alias="TRITON_URL")
     timeout_s: float = Field(30.0, validation_alias="TRITON_TIMEOUT_S", gt=0)
-    # How long an AI step keeps retrying a Triton that is down or a model that
-    # is not loaded before it fails the step (the old design hung for 300 s).
-    ready_wait_s: float = Field(10.0, validation_alias="TRITON_READY_WAIT_S", ge=0)
+    # How long an AI step waits to learn whether Triton serves its model (the
+    # connect timeout and the readiness probe's); a Triton that is down or
+    # stopped fails the step as retryable after at most this long.
+    probe_timeout_s: float = Field(2.0, validation_alias="TRITON_PROBE_TIMEOUT_S", gt=0)
 
 
 class EventSettings(BaseSettings):
@@ -43,6 +44,18 @@ class EventSettings(BaseSettings):
 
     sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "KPIPE_SINK"))
     timeout_s: float = Field(10.0, validation_alias="KPIPE_SINK_TIMEOUT_S", gt=0)
+
+
+class DeliverySettings(BaseSettings):
+    """How a part answers a delivery that failed for a reason that may pass."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # A retryable failure (Triton or the object store down) is answered 503,
+    # so the broker redelivers, while the request is younger than this (from
+    # its CloudEvents ``time``); after that the step fails. Knative's default
+    # delivery (retry 9, exponential from PT0.2S) retries for about 200 s.
+    retry_for_s: float = Field(180.0, validation_alias="KPIPE_RETRY_FOR_S", ge=0)
 
 
 class ImageSettings(BaseSettings):

@@ -2,7 +2,9 @@
 
 ``kpipe up`` uses it to run the local stack the way Kubernetes runs the
 cluster's: each component is its own process with its own env, probed on an
-HTTP readiness URL and restarted with backoff when it dies.
+HTTP readiness URL and restarted with backoff when it dies. As with a
+kubelet's CrashLoopBackOff, the backoff grows with each crash and starts
+over once a process has stayed up for a while.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from kpipe.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +36,10 @@ class ProcessSpec:
     ready_url: str
     env: Mapping[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
+
+
+# Restart delays: 1 s, 2 s, 4 s ... up to 30 s, less up to a quarter of jitter.
+RESTART_BACKOFF = Backoff(initial_s=1.0, factor=2.0, max_s=30.0, jitter=0.25)
 
 
 class ComponentFailed(RuntimeError):
@@ -48,10 +56,14 @@ class _Process:
         self.log_path = log_dir / f"{spec.name}.log"
         self._base_env = base_env
         self.popen: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-        self.next_start = 0.0
+        # Crashes since the process last stayed up; the next restart waits backoff.delay(crashes).
+        self.crashes = 0
+        self.started_at = 0.0
+        self.next_start: float | None = None
 
-    def start(self) -> None:
+    def start(self, now: float) -> None:
+        self.started_at = now
+        self.next_start = None
         env = {**self._base_env, **self.spec.env}
         with self.log_path.open("ab") as out:
             # A new session per child: Ctrl-C reaches only the supervisor, which
@@ -102,12 +114,27 @@ class Supervisor:
         specs: Sequence[ProcessSpec],
         log_dir: Path,
         base_env: Mapping[str, str] | None = None,
-        max_backoff_s: float = 30.0,
+        backoff: Backoff = RESTART_BACKOFF,
+        stable_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Prepare the processes (nothing starts until :meth:`start`).
+
+        Args:
+            specs: the processes, in start order.
+            log_dir: where each process's ``<name>.log`` goes.
+            base_env: the env every process gets (default: this process's).
+            backoff: the delay before a restart, from the crashes in a row.
+            stable_after_s: a process that stayed up this long has its
+                backoff start over at its next crash.
+            clock: a monotonic clock (for tests).
+        """
         log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ if base_env is None else base_env)
         self._processes = [_Process(s, log_dir, env) for s in specs]
-        self._max_backoff_s = max_backoff_s
+        self._backoff = backoff
+        self._stable_after_s = stable_after_s
+        self._clock = clock
 
     @property
     def names(self) -> list[str]:
@@ -115,7 +142,7 @@ class Supervisor:
 
     def start(self) -> None:
         for process in self._processes:
-            process.start()
+            process.start(self._clock())
 
     def wait_ready(
         self,
@@ -155,27 +182,34 @@ class Supervisor:
         return True
 
     def watch(self, stop: threading.Event, poll_s: float = 0.5) -> None:
-        """Restart any process that dies, with exponential backoff, until ``stop`` is set."""
+        """Restart any process that dies, with backoff, until ``stop`` is set."""
         while not stop.wait(poll_s):
-            now = time.monotonic()
+            now = self._clock()
             for process in self._processes:
                 code = process.exited()
-                if code is None or now < process.next_start:
+                if code is None:
                     continue
-                delay = min(self._max_backoff_s, 2.0**process.restarts)
-                if process.next_start == 0.0:
-                    log.error(
-                        "%s exited with %s; restarting in %.0f s (log: %s)",
-                        process.spec.name,
-                        code,
-                        delay,
-                        process.log_path,
-                    )
-                    process.next_start = now + delay
-                    continue
-                process.restarts += 1
-                process.next_start = 0.0
-                process.start()
+                if process.next_start is None:
+                    process.next_start = now + self._restart_delay(process, code, now)
+                elif now >= process.next_start:
+                    process.start(now)
+
+    def _restart_delay(self, process: _Process, code: int, now: float) -> float:
+        """Seconds until ``process``, which just exited with ``code``, starts again."""
+        uptime = now - process.started_at
+        if uptime >= self._stable_after_s:
+            process.crashes = 0  # it had recovered: this crash is a first one again
+        delay = self._backoff.delay(process.crashes)
+        process.crashes += 1
+        log.error(
+            "%s exited with %s after %.0f s up; restarting in %.1f s (log: %s)",
+            process.spec.name,
+            code,
+            uptime,
+            delay,
+            process.log_path,
+        )
+        return delay
 
     def stop(self, grace_s: float = 15.0) -> None:
         """Stop every process, the last started first."""

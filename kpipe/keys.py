@@ -1,0 +1,63 @@
+"""The local stack's secrets: an Ed25519 key per role and the webhook token, in ``KPIPE_HOME/keys``.
+
+``kpipe up`` makes them on its first start, with no configuration, and
+gives each process only its own role's private key (``KPIPE_SIGNING_KEY``)
+plus every role's public key (``KPIPE_TRUSTED_KEYS``). A key file is
+``<key id>:<base64 private key>``, readable by its owner only (mode 0600).
+The webhook token (``webhook.token``) is what the S3 server sends the
+notification adapter, like MinIO's ``auth_token``.
+To rotate the local keys, stop the stack and delete the folder: the next
+start makes new ones (the stack's own processes are its only receivers).
+
+Example:
+    >>> keys = ensure_keys(Path(".kpipe"))  # doctest: +SKIP
+    >>> sorted(keys)  # doctest: +SKIP
+    ['adapter', 'parts', 'router']
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from eventing.signing import Role, SigningKey, TrustedKeys
+
+
+def _secret(path: Path, make: str) -> str:
+    """The content of ``path``, which is written first with ``make`` if it does not exist."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two starts at once never both write; 0600 from the first byte.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(make)
+    return make
+
+
+def ensure_keys(home: Path) -> dict[Role, SigningKey]:
+    """Every role's key from ``home/keys``, made (mode 0600) where missing.
+
+    Raises:
+        eventing.signing.BadKey: a key file is not a valid key.
+    """
+    return {
+        role: SigningKey.parse(
+            _secret(home / "keys" / f"{role}.key", SigningKey.for_role(role).entry())
+        )
+        for role in Role
+    }
+
+
+def ensure_webhook_token(home: Path) -> str:
+    """The token the S3 server sends the adapter, from ``home/keys``; made where missing."""
+    return _secret(home / "keys" / "webhook.token", secrets.token_urlsafe(32))
+
+
+def trusted_keys_env(keys: dict[Role, SigningKey]) -> str:
+    """``KPIPE_TRUSTED_KEYS`` for ``keys``: every role's public key."""
+    value = ",".join(key.trusted_entry(role) for role, key in keys.items())
+    TrustedKeys.parse(value)  # what the receivers will parse
+    return value
