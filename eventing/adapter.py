@@ -1,21 +1,22 @@
 """The bucket-notification to CloudEvent adapter (MinIO's webhook target posts here).
 
-Each ``ObjectCreated`` record becomes one ``io.kpipe.object.created`` event sent
-to the broker. The adapter answers 200 only after the broker took every event,
+Each ``ObjectCreated`` record becomes one ``io.kpipe.object.created`` event,
+signed with the adapter's key (the router starts runs only for those), sent
+to the broker. Only a request with MinIO's bearer token (``auth_token``) is
+read. The adapter answers 200 only after the broker took every event,
 so MinIO (with a ``queue_dir``) redelivers the notification otherwise; the event
 id is stable per bucket, key, ETag and version, so a redelivery is a duplicate
 the router can drop.
 
 Example:
     $ K_SINK=http://127.0.0.1:8081/ KPIPE_WEBHOOK_TOKEN=s3cret \\
-        python -m eventing.adapter --port 8082
+        KPIPE_SIGNING_KEY=$(cat .kpipe/keys/adapter.key) python -m eventing.adapter --port 8082
     $ mc admin config set local notify_webhook:kpipe \\
         endpoint=http://127.0.0.1:8082/ auth_token=s3cret queue_dir=/tmp/q
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 import click
@@ -26,10 +27,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from eventing._body import BodyTooLarge, read_body
-from eventing.errors import DeliveryFailed, EventingError, MalformedNotification
+from eventing.errors import DeliveryFailed, MalformedNotification
 from eventing.notifications import parse_notification
+from eventing.signing import SigningKey, SigningSettings
 from eventing.sink import BrokerClient, HttpBrokerClient
+from kpipe.auth import BearerRefused, check_bearer
+from kpipe.errors import KpipeError
+from kpipe.http_body import BodyTooLarge, read_body
+from kpipe.http_status import status_for
 from kpipe.settings import EventSettings
 
 log = logging.getLogger(__name__)
@@ -37,37 +42,25 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 SOURCE_PREFIX = "/kpipe/s3/"
 
-# The one table from error to HTTP status.
-_STATUS: dict[type[EventingError], int] = {
-    MalformedNotification: 400,
-    BodyTooLarge: 413,
-    DeliveryFailed: 503,
-}
 
-
-def _error(exc: EventingError) -> JSONResponse:
-    status = next(s for kind, s in _STATUS.items() if isinstance(exc, kind))
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=status)
-
-
-def _authorized(request: Request, token: str | None) -> bool:
-    if token is None:
-        return True
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    # compare_digest: the time taken must not tell how much of the token matched.
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode(), token.encode()
+def _error(exc: KpipeError) -> JSONResponse:
+    headers = {"www-authenticate": exc.challenge} if isinstance(exc, BearerRefused) else None
+    return JSONResponse(
+        {"error": exc.code, "message": exc.message}, status_code=status_for(exc), headers=headers
     )
 
 
 def create_adapter_app(
-    sink: BrokerClient, auth_token: str | None = None, max_body: int = MAX_BODY_BYTES
+    sink: BrokerClient,
+    signer: SigningKey,
+    auth_token: str | None = None,
+    max_body: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The adapter's ASGI app.
 
     Args:
         sink: where the events go (blocking; called in a worker thread).
+        signer: the adapter's key: the router starts runs only for events it signed.
         auth_token: the bearer token MinIO sends (``auth_token``); None: no check.
         max_body: the largest notification accepted, in bytes.
 
@@ -76,18 +69,14 @@ def create_adapter_app(
     """
 
     async def notify(request: Request) -> Response:
-        if not _authorized(request, auth_token):
-            return JSONResponse(
-                {"error": "unauthorized", "message": "missing or wrong bearer token"},
-                status_code=401,
-                headers={"www-authenticate": "Bearer"},
-            )
         try:
+            if auth_token is not None:
+                check_bearer(request.headers.get("authorization"), auth_token)
             created = parse_notification(await read_body(request, max_body))
             for obj in created:
-                event = obj.to_event(source=SOURCE_PREFIX + obj.bucket)
+                event = signer.sign(obj.to_event(source=SOURCE_PREFIX + obj.bucket))
                 await run_in_threadpool(sink.send, event)
-        except (MalformedNotification, BodyTooLarge, DeliveryFailed) as exc:
+        except (BearerRefused, MalformedNotification, BodyTooLarge, DeliveryFailed) as exc:
             log.warning("notification not handled: %s", exc.message)
             return _error(exc)
         log.info("notification: %d object(s) created sent to the broker", len(created))
@@ -115,10 +104,15 @@ def main(host: str, port: int, token: str | None, sink: str | None) -> None:
     from kpipe.logs import configure_logging
 
     configure_logging("adapter")
+    signer = SigningSettings().key()
+    if signer is None:
+        raise click.ClickException(
+            "KPIPE_SIGNING_KEY is not set: the router would refuse every event"
+        )
     # model_validate: mypy does not see pydantic-settings defaults without its plugin.
     settings = EventSettings.model_validate({"K_SINK": sink} if sink else {})
     with HttpBrokerClient.from_settings(settings) as client:
-        app = create_adapter_app(client, token or None)
+        app = create_adapter_app(client, signer, token or None)
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 

@@ -44,6 +44,24 @@ EXT_RUN = "kpiperun"
 EXT_STEP = "kpipestep"
 EXT_FUNCTION = "kpipefunction"
 EXT_TRACEPARENT = "traceparent"
+# Who signed an event, and the signature (eventing/signing.py).
+EXT_KEYID = "kpipekeyid"
+EXT_SIGNATURE = "kpipesignature"
+
+# Where a pipeline's outputs go in its output bucket: everything under
+# ``<pipeline>/``; a run's intermediates under ``<pipeline>/_runs/<run>/``.
+RUNS_DIR = "_runs"
+
+
+def pipeline_prefix(pipeline: str) -> str:
+    """The prefix, in a pipeline's output bucket, of everything the pipeline writes."""
+    return f"{pipeline}/"
+
+
+def run_prefix(pipeline: str, run: str) -> str:
+    """The prefix, in a pipeline's output bucket, of one run's intermediate objects."""
+    return f"{pipeline}/{RUNS_DIR}/{run}/"
+
 
 # The router subscribes to these; each part to STEP_REQUESTED with its name.
 ROUTER_EVENT_TYPES = (
@@ -107,7 +125,10 @@ class PipelineContext:
 
 @dataclass(frozen=True)
 class Event:
-    """One kpipe event: a CloudEvent's attributes plus its JSON data."""
+    """One kpipe event: a CloudEvent's attributes plus its JSON data.
+
+    ``key_id`` and ``signature`` are set on a signed event (:mod:`eventing.signing`).
+    """
 
     type: EventType
     source: str
@@ -116,6 +137,8 @@ class Event:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     subject: str | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key_id: str | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +236,8 @@ class StepCall:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> StepCall:
+        if not isinstance(data, Mapping):
+            raise MalformedEvent("each step call must be a JSON object", field="calls")
         params = data.get("params", {})
         if not isinstance(params, dict):
             raise MalformedEvent("step params must be a JSON object", field="params")
@@ -241,6 +266,23 @@ class StepRequest:
     final: bool = False
     upstream: Mapping[str, StepOutput] = field(default_factory=dict)
     attempt: int = 1
+
+    def scope_violation(self, context: PipelineContext) -> str | None:
+        """Why this request reaches outside its run, or None when it stays inside.
+
+        A step may read the run's source and the run's own intermediates, and
+        write only under its pipeline's prefix of the output bucket (under the
+        run's prefix, unless the output is final).
+        """
+        own = run_prefix(context.pipeline, context.run)
+        for ref in self.inputs:
+            inside_run = ref.bucket == self.output.bucket and ref.key.startswith(own)
+            if ref != self.source and not inside_run:
+                return f"input {ref} is neither the run's source nor one of its intermediates"
+        allowed = pipeline_prefix(context.pipeline) if self.final else own
+        if not self.output.key.startswith(allowed) or ".." in self.output.key.split("/"):
+            return f"output {self.output} is outside {self.output.bucket}/{allowed}"
+        return None
 
     def to_data(self) -> JSON:
         return {
@@ -278,34 +320,64 @@ class StepRequest:
         )
 
 
+def _list(data: Mapping[str, Any], name: str) -> list[Any]:
+    """``data[name]`` if it is a list, [] if absent; MalformedEvent otherwise."""
+    value = data.get(name, [])
+    if not isinstance(value, list):
+        raise MalformedEvent(f"event data field {name!r} must be a list", field=name)
+    return value
+
+
+def _attempt(data: Mapping[str, Any]) -> int | None:
+    """The ``attempt`` a reply answers (None from a part that does not say)."""
+    attempt = data.get("attempt")
+    if attempt is None:
+        return None
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise MalformedEvent("attempt must be a positive integer", field="attempt")
+    return attempt
+
+
 @dataclass(frozen=True)
 class StepCompleted:
-    """Data of ``io.kpipe.step.completed``."""
+    """Data of ``io.kpipe.step.completed``.
+
+    ``attempt`` is the request's, so the router can tell the answer to a
+    retried step from a late (or replayed) answer to an earlier attempt.
+    """
 
     result: StepOutput
     duration_ms: float = 0.0
+    attempt: int | None = None
 
     def to_data(self) -> JSON:
-        return {**self.result.to_data(), "duration_ms": round(self.duration_ms, 3)}
+        data: JSON = {**self.result.to_data(), "duration_ms": round(self.duration_ms, 3)}
+        if self.attempt is not None:
+            data["attempt"] = self.attempt
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> StepCompleted:
         duration = data.get("duration_ms", 0.0)
         if not isinstance(duration, int | float) or isinstance(duration, bool):
             raise MalformedEvent("duration_ms must be a number", field="duration_ms")
-        return cls(StepOutput.from_data(data), float(duration))
+        return cls(StepOutput.from_data(data), float(duration), _attempt(data))
 
 
 @dataclass(frozen=True)
 class StepFailed:
-    """Data of ``io.kpipe.step.failed``: why a step failed."""
+    """Data of ``io.kpipe.step.failed``: why a step failed (and which attempt)."""
 
     code: str
     message: str
     retryable: bool = False
+    attempt: int | None = None
 
     def to_data(self) -> JSON:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+        data: JSON = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        if self.attempt is not None:
+            data["attempt"] = self.attempt
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> StepFailed:
@@ -313,6 +385,7 @@ class StepFailed:
             code=_require(data, "code", str),
             message=_require(data, "message", str),
             retryable=bool(data.get("retryable", False)),
+            attempt=_attempt(data),
         )
 
 
@@ -348,7 +421,7 @@ class RunFinished:
             version=_require(data, "version", int),
             status=_require(data, "status", str),
             source=ObjectRef.from_data(_require(data, "source", dict)),
-            outputs=tuple(ObjectRef.from_data(o) for o in data.get("outputs", [])),
+            outputs=tuple(ObjectRef.from_data(o) for o in _list(data, "outputs")),
             error=StepFailed.from_data(error) if isinstance(error, dict) else None,
         )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -28,8 +28,10 @@ from cloudevents.http import from_http as _ce_from_http
 
 from eventing.contract import (
     EXT_FUNCTION,
+    EXT_KEYID,
     EXT_PIPELINE,
     EXT_RUN,
+    EXT_SIGNATURE,
     EXT_STEP,
     EXT_TRACEPARENT,
     EXT_VERSION,
@@ -65,6 +67,10 @@ def to_cloudevent(event: Event) -> CloudEvent:
     }
     if event.subject:
         attributes["subject"] = event.subject
+    if event.key_id:
+        attributes[EXT_KEYID] = event.key_id
+    if event.signature:
+        attributes[EXT_SIGNATURE] = event.signature
     ctx = event.context
     if ctx is not None:
         attributes[EXT_PIPELINE] = ctx.pipeline
@@ -131,6 +137,9 @@ def from_cloudevent(ce: CloudEvent) -> Event:
         time = datetime.fromisoformat(str(time_attr).replace("Z", "+00:00"))
     except ValueError:
         raise MalformedEvent("event time is not an RFC 3339 timestamp", field="time") from None
+    if time.tzinfo is None:
+        time = time.replace(tzinfo=UTC)  # RFC 3339 wants an offset; read none as UTC
+    key_id, signature = attrs.get(EXT_KEYID), attrs.get(EXT_SIGNATURE)
     return Event(
         type=EventType(ce_type),
         source=str(ce["source"]),
@@ -139,6 +148,8 @@ def from_cloudevent(ce: CloudEvent) -> Event:
         id=str(ce["id"]),
         subject=attrs.get("subject"),
         time=time,
+        key_id=str(key_id) if key_id is not None else None,
+        signature=str(signature) if signature is not None else None,
     )
 
 

@@ -1,171 +1,69 @@
-"""The local S3-compatible server: moto's S3 plus MinIO-style webhook notifications.
+"""The local object store: rclone's S3 server on disk, behind kpipe's notifying S3 front.
 
-After each successful PUT object, copy (PUT with ``x-amz-copy-source``) and
-CompleteMultipartUpload on a path-style URL, the server reads the object's
-size, ETag and content type from moto's backend (so aws-chunked uploads are
-reported right) and posts ``s3:ObjectCreated:Put`` / ``:Copy`` /
-``:CompleteMultipartUpload`` in MinIO's webhook shape to each webhook, at least
-once. ``GET /minio/health/live`` answers 200 like MinIO. Any credentials work.
-
-moto keeps its buckets in process-wide state: run one server per process.
+Objects live as files under ``--data-dir`` (``$KPIPE_HOME/s3`` under
+``kpipe up``), so they survive Ctrl-C, ``kill -9`` and a reboot, and memory
+does not grow with the bytes stored. The front (``--port``, the endpoint users,
+``mc``, boto3 and the AWS CLI talk to) forwards the whole S3 API to rclone
+and, for every object created in a notified bucket, fsyncs it and queues
+MinIO's webhook notification on disk before it answers (at least once, like
+MinIO's ``queue_dir``). kpipe's own parts may use rclone's endpoint
+(``--backend-port``) directly: their outputs need no notification, and it
+saves a hop per request. ``GET /minio/health/live`` answers 200 like MinIO.
 
 Example:
-    $ python -m eventing.s3server --port 9000 --bucket uploads --bucket processed \\
-        --webhook http://127.0.0.1:8082/ --webhook-token s3cret
+    $ MINIO_ACCESS_KEY=minioadmin MINIO_SECRET_KEY=minioadmin python -m eventing.s3server \\
+        --data-dir .kpipe/s3 --port 9000 --bucket uploads --bucket processed \\
+        --notify-bucket uploads --webhook http://127.0.0.1:8082/ --webhook-token s3cret
     $ mc alias set local http://127.0.0.1:9000 minioadmin minioadmin
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import socket
+import tempfile
 import threading
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs
+import time
+from collections.abc import Iterable
+from pathlib import Path
 
 import click
-from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.moto_server.werkzeug_app import create_backend_app
-from moto.s3.models import s3_backends
-from werkzeug.serving import BaseWSGIServer, make_server
+import uvicorn
 
 from eventing._notify import WebhookNotifier
-from eventing.notifications import Origin, notification_for
+from eventing._rclone import BackendUnavailable, RcloneBackend
+from eventing._running import Running
+from eventing.notifications import Origin
+from eventing.s3front import S3Front
 
 log = logging.getLogger(__name__)
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-HEALTH_PATHS = frozenset({"/minio/health/live", "/minio/health/ready"})
-# PUTs on these sub-resources change an object's metadata or upload a part.
-_NOT_CREATING = frozenset(
-    {"partNumber", "uploadId", "tagging", "acl", "retention", "legal-hold", "restore"}
-)
+DEFAULT_CREDENTIALS = ("minioadmin", "minioadmin")
 
 
-def _backend() -> Any:
-    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
 
 
-def _event_name(environ: dict[str, Any]) -> str | None:
-    """The ObjectCreated event a request would cause, or None."""
-    method = environ["REQUEST_METHOD"]
-    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    if method == "PUT" and not _NOT_CREATING & query.keys():
-        copying = "HTTP_X_AMZ_COPY_SOURCE" in environ
-        return "s3:ObjectCreated:Copy" if copying else "s3:ObjectCreated:Put"
-    if method == "POST" and "uploadId" in query:
-        return "s3:ObjectCreated:CompleteMultipartUpload"
-    return None
-
-
-def _bucket_and_key(environ: dict[str, Any]) -> tuple[str, str]:
-    # WSGI gives the percent-decoded path as latin-1 text; keys are UTF-8.
-    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-    bucket, _, key = path.lstrip("/").partition("/")
-    return bucket, key
-
-
-class NotifyingS3App:
-    """WSGI middleware over moto's S3 that publishes object-created notifications.
+class S3Server(Running):
+    """The whole local object store (rclone, notifier, front), the front in a thread.
 
     Args:
-        app: moto's WSGI app.
-        notifier: where notifications go.
-        notify_buckets: buckets to notify for; None: all.
-        origin: the server identity put in notifications.
-    """
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        notifier: WebhookNotifier,
-        notify_buckets: Iterable[str] | None = None,
-        origin: Origin | None = None,
-    ) -> None:
-        self._app = app
-        self._notifier = notifier
-        self._buckets = frozenset(notify_buckets) if notify_buckets is not None else None
-        self._origin = origin or Origin()
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") in HEALTH_PATHS:
-            start_response("200 OK", [("Content-Length", "0")])
-            return [b""]
-        event_name = _event_name(environ)
-        bucket, key = _bucket_and_key(environ)
-        if event_name is None or not key or (self._buckets and bucket not in self._buckets):
-            return self._app(environ, start_response)
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
-            captured["status"], captured["headers"] = int(status.split()[0]), headers
-            return start_response(status, headers, *args)
-
-        result = self._app(environ, capture)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        # CompleteMultipartUpload may answer 200 with an <Error> body, so the
-        # object itself (not the status alone) decides.
-        if captured.get("status") == 200:
-            self._publish(bucket, key, event_name, environ, dict(captured["headers"]))
-        return [body]
-
-    def _publish(
-        self,
-        bucket: str,
-        key: str,
-        event_name: str,
-        environ: dict[str, Any],
-        headers: dict[str, str],
-    ) -> None:
-        obj = _backend().get_object(bucket, key)
-        if obj is None:
-            return
-        metadata = {str(k): str(v) for k, v in obj.metadata.items()}
-        content_type = metadata.pop("content-type", "binary/octet-stream")
-        user_metadata = {
-            "-".join(p.capitalize() for p in k.split("-")): v
-            for k, v in metadata.items()
-            if k.lower().startswith("x-amz-meta-")
-        }
-        version_id = {k.lower(): v for k, v in headers.items()}.get("x-amz-version-id")
-        payload = notification_for(
-            bucket,
-            key,
-            obj.size,
-            obj.etag,
-            content_type,
-            event_name,
-            version_id=version_id if version_id and version_id != "null" else None,
-            user_metadata=user_metadata,
-            mod_time_ns=int(obj.last_modified.replace(tzinfo=UTC).timestamp() * 1e9),
-            origin=Origin(
-                source_host=str(environ.get("REMOTE_ADDR", "")),
-                user_agent=str(environ.get("HTTP_USER_AGENT", "")),
-                endpoint=self._origin.endpoint,
-            ),
-            event_time=datetime.now(UTC),
-        )
-        self._notifier.publish(payload)
-
-
-class S3Server:
-    """moto S3 with notifications on ``host:port``, in a background thread.
-
-    Args:
-        port: the TCP port (0: any free port, see :attr:`port`).
+        port: the front's port (0: any free port, see :attr:`port`).
         buckets: buckets created at start (existing ones are kept).
         webhooks: webhook URLs that get every notification.
         token: the bearer token sent to the webhooks.
         notify_buckets: buckets to notify for; None: all.
         host: the interface to listen on.
-        notifier: a ready notifier, instead of one built from webhooks/token.
+        data_dir: where objects and the notification queue live; None: a
+            temporary directory removed at :meth:`stop`.
+        credentials: the access and secret key clients sign with.
+        backend_port: rclone's own port (0: any free port).
     """
 
     def __init__(
@@ -176,51 +74,62 @@ class S3Server:
         token: str | None = None,
         notify_buckets: Iterable[str] | None = None,
         host: str = "127.0.0.1",
-        notifier: WebhookNotifier | None = None,
+        data_dir: Path | None = None,
+        credentials: tuple[str, str] = DEFAULT_CREDENTIALS,
+        backend_port: int = 0,
     ) -> None:
-        self.notifier = notifier or WebhookNotifier(webhooks, token)
-        self._buckets = tuple(buckets)
-        moto_app = create_backend_app("s3")
-        app = NotifyingS3App(
-            moto_app, self.notifier, notify_buckets, Origin(endpoint=f"http://{host}:{port}")
+        self._tmp = tempfile.TemporaryDirectory(prefix="kpipe-s3-") if data_dir is None else None
+        home = data_dir if data_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.backend = RcloneBackend(
+            home / "objects", [credentials], buckets, host=host, port=backend_port
         )
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
-        self.host, self.port = host, int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.notifier = WebhookNotifier(home / "notifications.db", webhooks, token)
+        self._socket = _listen(host, port)
+        self.host, self.port = host, int(self._socket.getsockname()[1])
+        self.front = S3Front(
+            self.backend,
+            self.notifier,
+            credentials,
+            notify_buckets,
+            Origin(principal=credentials[0], endpoint=f"http://{host}:{self.port}"),
+        )
+        config = uvicorn.Config(self.front, log_config=None, access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
 
     @property
     def endpoint(self) -> str:
-        """``host:port``, as the minio client wants it."""
+        """The front's ``host:port``, as the minio client wants it."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def backend_endpoint(self) -> str:
+        """rclone's own ``host:port`` (no notifications)."""
+        return self.backend.endpoint
+
     def start(self) -> None:
-        """Create the buckets, start the notifier and serve."""
-        backend = _backend()
-        for bucket in self._buckets:
-            if bucket not in backend.buckets:
-                backend.create_bucket(bucket, "us-east-1")
+        """Start rclone, the notifier and the front."""
+        self.backend.start()
         self.notifier.start()
         self._thread.start()
-        log.info("S3 server on http://%s (buckets: %s)", self.endpoint, ", ".join(self._buckets))
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise BackendUnavailable(f"the S3 front on {self.endpoint} did not start")
+            time.sleep(0.01)
+        log.info("S3 server on http://%s (data in %s)", self.endpoint, self.backend.data_dir)
 
     def stop(self) -> None:
-        """Stop serving, then stop the notifier."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5.0)
+        """Stop the front, then the notifier (its queue stays on disk), then rclone."""
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
         self.notifier.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.backend.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -230,17 +139,37 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="KPIPE_S3_HOST")
 @click.option("--port", type=int, default=9000, show_default=True, envvar="KPIPE_S3_PORT")
+@click.option(
+    "--backend-port",
+    type=int,
+    default=0,
+    envvar="KPIPE_S3_BACKEND_PORT",
+    help="rclone's own port (default: any free port).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    envvar="KPIPE_S3_DATA_DIR",
+    help="Where objects and the notification queue live.",
+)
 @click.option("--bucket", "buckets", multiple=True, envvar="KPIPE_S3_BUCKETS")
 @click.option("--webhook", "webhooks", multiple=True, envvar="KPIPE_WEBHOOK_URL")
 @click.option("--webhook-token", default=None, envvar="KPIPE_WEBHOOK_TOKEN")
 @click.option("--notify-bucket", "notify_buckets", multiple=True, help="Default: all buckets.")
+@click.option("--access-key", envvar="MINIO_ACCESS_KEY", default=DEFAULT_CREDENTIALS[0])
+@click.option("--secret-key", envvar="MINIO_SECRET_KEY", default=DEFAULT_CREDENTIALS[1])
 def main(
     host: str,
     port: int,
+    backend_port: int,
+    data_dir: Path,
     buckets: tuple[str, ...],
     webhooks: tuple[str, ...],
     webhook_token: str | None,
     notify_buckets: tuple[str, ...],
+    access_key: str,
+    secret_key: str,
 ) -> None:
     """Serve the local S3-compatible object store with bucket notifications."""
     from kpipe.logs import configure_logging
@@ -253,9 +182,19 @@ def main(
         token=webhook_token or None,
         notify_buckets=_split(notify_buckets) or None,
         host=host,
+        data_dir=data_dir,
+        credentials=(access_key, secret_key),
+        backend_port=backend_port,
     )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     with server:
-        threading.Event().wait()  # serve until interrupted
+        # Serve until stopped; if rclone dies, exit so the supervisor restarts both.
+        while not stop.wait(0.5):
+            if not server.backend.alive():
+                log.error("rclone exited; stopping the S3 front")
+                raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import NamedTuple, Protocol, Self
 
 import httpx
 
 from eventing.contract import Event
 from eventing.errors import DeliveryFailed
 from eventing.http import to_http
+from kpipe.retry import Backoff, retrying
 from kpipe.settings import EventSettings
 
 log = logging.getLogger(__name__)
@@ -36,34 +36,39 @@ class BrokerClient(Protocol):
         """Hand ``event`` to the broker; raise DeliveryFailed if it refuses."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff: ``initial_s * factor**attempt``, capped at ``max_s``."""
-
-    initial_s: float = 0.1
-    factor: float = 2.0
-    max_s: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0 = first retry)."""
-        return float(min(self.max_s, self.initial_s * self.factor**attempt))
-
-
 def is_retryable(status: int) -> bool:
     """True for the statuses worth another try (5xx, 404, 408, 409, 429)."""
     return status >= 500 or status in RETRYABLE_STATUSES
 
 
+class _Answer(NamedTuple):
+    """What one post gave: the HTTP status (None: no answer) and why."""
+
+    status: int | None
+    reason: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def worth_retrying(self) -> bool:
+        return not self.accepted and (self.status is None or is_retryable(self.status))
+
+    def __str__(self) -> str:
+        return f"{self.status or 'no answer'} {self.reason}".strip()
+
+
 class HttpBrokerClient:
-    """Posts events to a broker URL with one retry policy and explicit timeouts.
+    """Posts events to a broker URL with kpipe's retry policy and explicit timeouts.
 
     Args:
         url: the broker ingress (``K_SINK``).
         timeout_s: timeout of each attempt (connect, read, write, pool).
         retries: how many times to retry after the first attempt.
-        backoff: the delays between attempts.
+        backoff: the waits between attempts (:class:`kpipe.retry.Backoff`).
         transport: an httpx transport, for tests.
-        sleep: called with each delay, for tests.
+        sleep: called with each wait, for tests.
     """
 
     def __init__(
@@ -99,32 +104,28 @@ class HttpBrokerClient:
                 the retries ran out; ``status`` is the last HTTP status, if any.
         """
         headers, body = to_http(event)
-        status: int | None = None
-        reason = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep(self.backoff.delay(attempt - 1))
+
+        def post() -> _Answer:
             try:
                 response = self._client.post(self.url, headers=headers, content=body)
             except httpx.TransportError as exc:
-                status, reason = None, f"{type(exc).__name__}: {exc}"
-            else:
-                status, reason = response.status_code, response.text[:200]
-                if response.is_success:
-                    return
-                if not is_retryable(status):
-                    break
-            log.warning(
-                "broker did not take event %s (attempt %d): %s %s",
-                event.id,
-                attempt + 1,
-                status,
-                reason,
-            )
-        raise DeliveryFailed(
-            f"broker {self.url} did not accept event {event.id}: {status} {reason}".strip(),
-            status=status,
+                return _Answer(None, f"{type(exc).__name__}: {exc}")
+            return _Answer(response.status_code, response.text[:200])
+
+        policy = retrying(
+            f"event {event.id} to broker {self.url}",
+            self.backoff,
+            attempts=self.retries + 1,
+            on_result=lambda answer: answer.worth_retrying,
+            sleep=self._sleep,
+            logger=log,
         )
+        answer: _Answer = policy(post)
+        if not answer.accepted:
+            raise DeliveryFailed(
+                f"broker {self.url} did not accept event {event.id}: {answer}",
+                status=answer.status,
+            )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

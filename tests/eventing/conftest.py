@@ -97,12 +97,12 @@ class ServerThread:
 
 
 @pytest.fixture
-def serve(free_port: Callable[[], int]) -> Iterator[Callable[[Any], str]]:
-    """Serve ASGI apps on free ports for the test; returns each base URL."""
+def serve(free_port: Callable[[], int]) -> Iterator[Callable[..., str]]:
+    """Serve ASGI apps for the test (on ``port``, or a free one); returns each base URL."""
     servers: list[ServerThread] = []
 
-    def start(app: Any) -> str:
-        server = ServerThread(app, free_port())
+    def start(app: Any, port: int | None = None) -> str:
+        server = ServerThread(app, port or free_port())
         server.start()
         servers.append(server)
         return server.url
@@ -113,12 +113,12 @@ def serve(free_port: Callable[[], int]) -> Iterator[Callable[[Any], str]]:
 
 
 @pytest.fixture
-def subscriber(serve: Callable[[Any], str]) -> Callable[..., Subscriber]:
+def subscriber(serve: Callable[..., str]) -> Callable[..., Subscriber]:
     """Start a recording subscriber that answers with the scripted responses."""
 
-    def start(*script: Any, path: str = "/") -> Subscriber:
+    def start(*script: Any, path: str = "/", port: int | None = None) -> Subscriber:
         sub = Subscriber(list(script))
-        sub.url = serve(sub.app) + path
+        sub.url = serve(sub.app, port) + path
         return sub
 
     return start

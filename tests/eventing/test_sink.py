@@ -1,4 +1,4 @@
-"""The broker client: binary mode, one retry policy, DeliveryFailed."""
+"""The broker client: binary mode, kpipe's retry policy, DeliveryFailed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 
 from eventing.contract import ObjectCreated
 from eventing.errors import DeliveryFailed
-from eventing.sink import Backoff, HttpBrokerClient
+from eventing.sink import HttpBrokerClient
+from kpipe.retry import Backoff
 from kpipe.settings import EventSettings
 
 EVENT = ObjectCreated("uploads", "a.jpg", 1, "e").to_event("/kpipe/s3/uploads")
@@ -28,7 +29,7 @@ def _client(
     client = HttpBrokerClient(
         "http://broker.test/",
         retries=3,
-        backoff=Backoff(initial_s=0.1, factor=2, max_s=0.3),
+        backoff=Backoff(initial_s=0.1, factor=2, max_s=0.3, jitter=0),
         transport=httpx.MockTransport(handle),
         sleep=sleeps.append,
     )
@@ -88,3 +89,35 @@ def test_built_from_settings() -> None:
         with pytest.raises(DeliveryFailed) as failed:
             client.send(EVENT)  # nothing listens on port 1
         assert failed.value.status is None
+
+
+def test_each_retry_is_logged_with_the_event_and_the_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, _ = _client([503, 202], [])
+    with client, caplog.at_level("WARNING", logger="eventing.sink"):
+        client.send(EVENT)
+    [record] = caplog.records
+    assert EVENT.id in record.getMessage()
+    assert "http://broker.test/" in record.getMessage()
+    assert "attempt 1 failed (503" in record.getMessage()
+
+
+def test_the_default_backoff_is_jittered_and_capped() -> None:
+    sleeps: list[float] = []
+    requests: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(503)
+
+    client = HttpBrokerClient(
+        "http://broker.test/", retries=3, transport=httpx.MockTransport(refuse), sleep=sleeps.append
+    )
+    with client, pytest.raises(DeliveryFailed):
+        client.send(EVENT)
+    ceilings = [client.backoff.ceiling(n) for n in range(3)]
+    assert len(requests) == 4
+    assert all(
+        (1 - client.backoff.jitter) * c <= s <= c for s, c in zip(sleeps, ceilings, strict=True)
+    )
