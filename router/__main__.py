@@ -1,4 +1,8 @@
-"""Run the router and REST API: ``python -m router --port 8080``."""
+"""Run the router and REST API: ``python -m router --port 8080``.
+
+With ``KPIPE_BROKER_CONFIG`` set (``kpipe up`` sets it) the process also
+runs the local broker, on ``KPIPE_BROKER_PORT``.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,16 @@ def main(host: str, port: int, log_level: str) -> None:
     """Serve the router (broker deliveries on /events) and the REST API."""
     from kpipe.logs import configure_logging
     from router.api import create_app
+    from router.local_broker import LocalBrokerSettings, host_local_broker
     from router.services import services_from_env
 
     configure_logging("router", log_level)
-    app = create_app(services_from_env())
+    services = services_from_env()
+    app = create_app(services)
+    broker = LocalBrokerSettings()
+    if broker.config is not None:
+        # kpipe up: this process runs the local broker too (router/local_broker.py).
+        host_local_broker(app, services, broker, f"http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 

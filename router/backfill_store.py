@@ -26,33 +26,9 @@ import sqlalchemy as sa
 
 from eventing.contract import ObjectCreated
 from router.errors import BackfillNotFound
+from router.schema import backfill_items, backfills, runs
 from router.state import RunStatus
-from router.store import Store, metadata, runs
-
-backfills = sa.Table(
-    "kpipe_backfills",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("pipeline", sa.String(63), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("bucket", sa.String(63), nullable=False),
-    sa.Column("prefix", sa.Text, nullable=False),
-    sa.Column("concurrency", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("owner", sa.String(64), nullable=False),
-    sa.Column("lease_until", sa.Float, nullable=False),
-)
-
-items = sa.Table(
-    "kpipe_backfill_items",
-    metadata,
-    sa.Column("backfill_id", sa.String(32), primary_key=True),
-    sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("object", sa.JSON, nullable=False),
-    sa.Column("run_id", sa.String(64), index=True),
-)
+from router.store import Store
 
 
 class BackfillStatus(StrEnum):
@@ -90,7 +66,6 @@ class BackfillStore:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        metadata.create_all(store.engine, tables=[backfills, items])
 
     def create(
         self,
@@ -123,7 +98,7 @@ class BackfillStore:
             )
             if objects:
                 conn.execute(
-                    items.insert(),
+                    backfill_items.insert(),
                     [
                         {"backfill_id": backfill_id, "seq": seq, "object": obj.to_data()}
                         for seq, obj in enumerate(objects)
@@ -141,17 +116,17 @@ class BackfillStore:
             if row is None:
                 raise BackfillNotFound(backfill_id)
             total, started = conn.execute(
-                sa.select(sa.func.count(), sa.func.count(items.c.run_id)).where(
-                    items.c.backfill_id == backfill_id
+                sa.select(sa.func.count(), sa.func.count(backfill_items.c.run_id)).where(
+                    backfill_items.c.backfill_id == backfill_id
                 )
             ).one()
             finished: dict[str, int] = {
                 status: count
                 for status, count in conn.execute(
                     sa.select(runs.c.status, sa.func.count())
-                    .select_from(items.join(runs, runs.c.id == items.c.run_id))
+                    .select_from(backfill_items.join(runs, runs.c.id == backfill_items.c.run_id))
                     .where(
-                        items.c.backfill_id == backfill_id,
+                        backfill_items.c.backfill_id == backfill_id,
                         runs.c.status.in_([RunStatus.SUCCEEDED.value, RunStatus.FAILED.value]),
                     )
                     .group_by(runs.c.status)
@@ -177,9 +152,11 @@ class BackfillStore:
         """Up to ``limit`` objects whose runs are not started yet, in listing order."""
         with self._store.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(items.c.seq, items.c.object)
-                .where(items.c.backfill_id == backfill_id, items.c.run_id.is_(None))
-                .order_by(items.c.seq)
+                sa.select(backfill_items.c.seq, backfill_items.c.object)
+                .where(
+                    backfill_items.c.backfill_id == backfill_id, backfill_items.c.run_id.is_(None)
+                )
+                .order_by(backfill_items.c.seq)
                 .limit(limit)
             ).all()
         return [(seq, ObjectCreated.from_data(data)) for seq, data in rows]
@@ -187,8 +164,8 @@ class BackfillStore:
     def mark_started(self, backfill_id: str, seq: int, run_id: str) -> None:
         with self._store.transaction() as conn:
             conn.execute(
-                items.update()
-                .where(items.c.backfill_id == backfill_id, items.c.seq == seq)
+                backfill_items.update()
+                .where(backfill_items.c.backfill_id == backfill_id, backfill_items.c.seq == seq)
                 .values(run_id=run_id)
             )
 

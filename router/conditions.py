@@ -1,177 +1,221 @@
-"""``when:`` conditions: small boolean expressions over upstream step metadata.
+"""``when:`` conditions: CEL expressions over upstream step metadata.
 
-Grammar (``or`` binds looser than ``and``)::
+A condition is a `CEL <https://cel.dev>`_ expression, the language Kubernetes
+uses for its validation rules, compiled with cel-python. Each upstream step it
+names is a variable bound to that step's metadata map, and ``<step>.labels``
+is the list of labels a detector found (from its ``detections`` when its
+metadata has no ``labels``). A step id that is not a CEL identifier
+(``detect-faces``, or a CEL word such as ``int``) is reached as
+``upstreamSteps["detect-faces"]``.
 
-    expr    := conj ("or" conj)*
-    conj    := clause ("and" clause)*
-    clause  := ["not"] ref [op literal]
-    ref     := step "." field ("." field)*
-    op      := == | != | > | >= | < | <= | contains
-    literal := number | "string" | 'string' | true | false | null
+Evaluation is total: a condition holds only when it evaluates to ``true``.
+``false``, a result that is not a boolean, a missing field, a type error (CEL
+does not compare an int with a double) and any other evaluation error all
+count as false, even under ``!``: ``has(faces.count)`` tests for a field.
 
-A ref names an upstream step's metadata, e.g. ``faces.count``. For a
-detector, ``<step>.labels`` is the list of labels it found even when its
-metadata does not spell it out. A missing field is ``null``; ordering
-comparisons with ``null`` are false.
+Compiling checks more than the grammar, so that a condition that passes
+validation cannot fail for a reason known in advance: literals must be valid
+(string escapes as CEL defines them, integers within 64 bits), functions must
+exist, a constant must be a boolean, and the expression must fit
+:data:`MAX_LENGTH` characters and :data:`MAX_DEPTH` levels, with no more than
+:data:`MAX_COMPREHENSION_NESTING` comprehensions inside one another (which
+keeps the cost of one evaluation polynomial in the size of the metadata).
 
 Example:
-    >>> cond = parse_condition("faces.count > 0 and not objects.labels contains 'cat'")
-    >>> cond.steps
-    frozenset({'faces', 'objects'})
-    >>> cond.evaluate({"faces": {"count": 2}, "objects": {"detections": []}})
+    >>> cond = parse_condition('faces.count > 0 && !("cat" in objects.labels)')
+    >>> sorted(cond.steps)
+    ['faces', 'objects']
+    >>> cond.evaluate({"faces": {"count": 2}, "objects": {"detections": [{"label": "dog"}]}})
     True
+    >>> parse_condition("faces.missing > 0").evaluate({"faces": {}})
+    False
 """
 
 from __future__ import annotations
 
-import json
-import operator
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from router.errors import RouterError
+import celpy
+from celpy import celtypes
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 
-
-class BadCondition(RouterError, ValueError):
-    """A ``when:`` expression does not parse."""
-
-    code = "bad_condition"
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<num>-?\d+(?:\.\d+)?)
-      | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-      | (?P<op>==|!=|>=|<=|>|<)
-      | (?P<word>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)
-    )""",
-    re.VERBOSE,
+from router._cel_checks import (
+    MAX_COMPREHENSION_NESTING,
+    MAX_DEPTH,
+    UPSTREAM,
+    BadCondition,
+    check_constant,
+    is_field_name,
+    is_variable,
+    references,
+    syntax_message,
 )
 
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-}
-_LITERAL_WORDS = {"true": True, "false": False, "null": None}
+__all__ = [
+    "MAX_COMPREHENSION_NESTING",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "UPSTREAM",
+    "BadCondition",
+    "Condition",
+    "cel_string",
+    "compile_condition",
+    "is_field_name",
+    "is_variable",
+    "parse_condition",
+    "step_reference",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_LENGTH = 4096
+_INT64 = (-(2**63), 2**63 - 1)
+
+# One environment for every condition (creating one raises the interpreter's recursion limit
+# to 2500, which CEL's minimum nesting needs). cel-python's compiled runner keeps its state in
+# module globals, so the interpreted runner is the one that is safe across threads.
+_ENV = celpy.Environment()
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise BadCondition(f"unexpected {text[pos:].strip()[:20]!r} at position {pos}")
-        kind = match.lastgroup or ""
-        out.append((kind, match.group(kind)))
-        pos = match.end()
-    return out
+def cel_string(text: str) -> str:
+    """``text`` as a CEL string literal.
+
+    Example:
+        >>> print(cel_string('say "hi"\\n'))
+        "say \\"hi\\"\\n"
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
+        elif code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
-def _lookup(metadata: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = metadata
-    for i, part in enumerate(path):
-        if part == "labels" and isinstance(value, dict) and "labels" not in value:
-            detections = value.get("detections")
-            if isinstance(detections, list) and i == len(path) - 1:
-                return [d.get("label") for d in detections if isinstance(d, dict)]
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
+def step_reference(step_id: str) -> str:
+    """How a condition names the metadata of ``step_id``: ``faces`` or ``upstreamSteps["a-b"]``."""
+    return step_id if is_variable(step_id) else f"{UPSTREAM}[{cel_string(step_id)}]"
 
 
-def _compare(op: str, left: Any, right: Any) -> bool:
-    if op == "contains":
-        return isinstance(left, list | str) and right in left
-    if op in ("==", "!="):
-        return _OPS[op](left, right)
-    try:
-        return bool(_OPS[op](left, right))
-    except TypeError:
-        return False
+# -- evaluating --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Clause:
-    negate: bool
-    step: str
-    path: tuple[str, ...]
-    op: str | None
-    literal: Any
+# cel-python's constructors check and wrap each value (IntType builds a decorator per call),
+# which made converting a detector's metadata cost more than evaluating the condition. JSON
+# values need no checks beyond the int64 range, so these build the same objects directly.
+_new_int, _new_float, _new_str = int.__new__, float.__new__, str.__new__
 
-    def evaluate(self, upstream: Mapping[str, Mapping[str, Any]]) -> bool:
-        value = _lookup(upstream.get(self.step, {}), self.path)
-        result = bool(value) if self.op is None else _compare(self.op, value, self.literal)
-        return not result if self.negate else result
+
+def _to_cel(value: Any) -> Any:
+    """A JSON value as CEL's; an integer beyond 64 bits becomes a double."""
+    if isinstance(value, str):
+        return _new_str(celtypes.StringType, value)
+    if isinstance(value, bool):
+        return _new_int(celtypes.BoolType, value)
+    if isinstance(value, int):
+        if _INT64[0] <= value <= _INT64[1]:
+            return _new_int(celtypes.IntType, value)
+        try:
+            return _new_float(celtypes.DoubleType, float(value))
+        except OverflowError:
+            return _new_float(celtypes.DoubleType, math.inf if value > 0 else -math.inf)
+    if isinstance(value, float):
+        return _new_float(celtypes.DoubleType, value)
+    if isinstance(value, Mapping):
+        converted = celtypes.MapType()
+        dict.update(
+            converted, {_new_str(celtypes.StringType, str(k)): _to_cel(v) for k, v in value.items()}
+        )
+        return converted
+    if isinstance(value, list | tuple):
+        return celtypes.ListType([_to_cel(v) for v in value])
+    return None
+
+
+def _step_value(metadata: Any) -> Any:
+    """A step's metadata as a CEL map, with ``labels`` from its detections when it has none."""
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    detections = metadata.get("detections")
+    if "labels" not in metadata and isinstance(detections, list):
+        labels = [d.get("label") for d in detections if isinstance(d, Mapping)]
+        metadata = {**metadata, "labels": labels}
+    return _to_cel(metadata)
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A parsed ``when:`` expression: a disjunction of conjunctions of clauses."""
+    """A compiled ``when:`` expression and the upstream steps it names."""
 
     text: str
-    alternatives: tuple[tuple[_Clause, ...], ...]
+    steps: frozenset[str]
+    _program: celpy.Runner = field(repr=False, compare=False)
 
-    @property
-    def steps(self) -> frozenset[str]:
-        return frozenset(c.step for conj in self.alternatives for c in conj)
+    def _activation(self, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        values = {step: _step_value(upstream.get(step)) for step in self.steps}
+        activation: dict[str, Any] = {s: v for s, v in values.items() if is_variable(s)}
+        activation[UPSTREAM] = celtypes.MapType(
+            {celtypes.StringType(s): v for s, v in values.items()}
+        )
+        return activation
 
     def evaluate(self, upstream: Mapping[str, Mapping[str, Any]]) -> bool:
-        """True if the condition holds for ``upstream`` (step id -> metadata)."""
-        return any(all(c.evaluate(upstream) for c in conj) for conj in self.alternatives)
+        """True only if the condition evaluates to ``true`` for ``upstream`` (step id -> metadata).
+
+        A step missing from ``upstream`` has empty metadata. Never raises.
+        """
+        try:
+            result = self._program.evaluate(self._activation(upstream))
+        except CELEvalError as exc:
+            # A missing field or a type error: the documented way to be false.
+            log.debug("condition %r is false: %s", self.text, str(exc.args[0])[:200])
+            return False
+        except Exception as exc:  # cel-python lets some errors out raw
+            log.warning("condition %r is false: %s", self.text, type(exc).__name__)
+            return False
+        return isinstance(result, celtypes.BoolType) and bool(result)
 
 
-def _literal(kind: str, text: str) -> Any:
-    if kind in ("num", "str"):
-        if kind == "str" and text.startswith("'"):
-            text = '"' + text[1:-1].replace('"', '\\"').replace("\\'", "'") + '"'
-        return json.loads(text)
-    if kind == "word" and text in _LITERAL_WORDS:
-        return _LITERAL_WORDS[text]
-    raise BadCondition(f"expected a number, a quoted string, true, false or null, got {text!r}")
+def compile_condition(text: str) -> Condition:
+    """Compile a ``when:`` expression (validation's entry point; the router's is parse_condition).
 
-
-def parse_condition(text: str) -> Condition:
-    """Parse a ``when:`` expression; BadCondition says what is wrong."""
-    tokens = _tokens(text)
-    if not tokens:
+    Raises:
+        BadCondition: it is not valid CEL, or would fail whatever the metadata; the
+            message says why and where.
+    """
+    if not text.strip():
         raise BadCondition("empty condition")
-    alternatives: list[tuple[_Clause, ...]] = []
-    clauses: list[_Clause] = []
-    i = 0
-    while True:
-        negate = i < len(tokens) and tokens[i] == ("word", "not")
-        i += negate
-        if i >= len(tokens) or tokens[i][0] != "word" or "." not in tokens[i][1]:
-            found = tokens[i][1] if i < len(tokens) else "the end"
-            raise BadCondition(f"expected <step>.<field>, got {found!r}")
-        step, *path = tokens[i][1].split(".")
-        i += 1
-        op: str | None = None
-        literal: Any = None
-        if i < len(tokens) and (tokens[i][0] == "op" or tokens[i] == ("word", "contains")):
-            op = tokens[i][1]
-            if i + 1 >= len(tokens):
-                raise BadCondition(f"{op!r} needs a value after it")
-            literal = _literal(*tokens[i + 1])
-            i += 2
-        clauses.append(_Clause(bool(negate), step, tuple(path), op, literal))
-        if i == len(tokens):
-            break
-        joiner = tokens[i]
-        if joiner not in (("word", "and"), ("word", "or")):
-            raise BadCondition(f"expected 'and' or 'or', got {joiner[1]!r}")
-        if joiner[1] == "or":
-            alternatives.append(tuple(clauses))
-            clauses = []
-        i += 1
-    alternatives.append(tuple(clauses))
-    return Condition(text, tuple(alternatives))
+    if len(text) > MAX_LENGTH:
+        raise BadCondition(f"longer than {MAX_LENGTH} characters")
+    try:
+        tree = _ENV.compile(text)
+    except CELParseError as exc:
+        raise BadCondition(syntax_message(text, exc)) from None
+    except RecursionError:
+        raise BadCondition(f"nested more than {MAX_DEPTH} levels deep") from None
+    steps = references(tree)
+    check_constant(tree)
+    return Condition(text, steps, _ENV.program(tree))
+
+
+# A compiled condition holds its parse tree, about 1 KB per character of text.
+@lru_cache(maxsize=256)
+def parse_condition(text: str) -> Condition:
+    """:func:`compile_condition`, once per text: the router evaluates conditions on every event.
+
+    Raises:
+        BadCondition: as compile_condition.
+    """
+    return compile_condition(text)

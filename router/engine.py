@@ -35,7 +35,7 @@ from eventing.contract import (
 )
 from eventing.errors import MalformedEvent
 from router import keys
-from router.conditions import parse_condition
+from router.conditions import BadCondition, parse_condition
 from router.errors import Conflict, RunNotFound
 from router.spec import PipelineSpec, StepSpec
 from router.state import RunState, RunStatus, StepState, StepStatus
@@ -55,6 +55,20 @@ def _step_of(run: RunState, ctx: PipelineContext) -> StepState:
     if step is None:
         raise MalformedEvent(f"run {ctx.run} has no step {ctx.step!r}", field="kpipestep")
     return step
+
+
+def _stale(step: StepState, attempt: int | None) -> bool:
+    """True for an answer to an earlier attempt of a step that was retried since.
+
+    A late redelivery, or a replay, of the answer to attempt 1 must not
+    settle attempt 2: it may say the step failed while the retry succeeds.
+    """
+    if attempt is not None and attempt != step.attempt:
+        log.info(
+            "ignored the answer to attempt %d of %s (now %d)", attempt, step.step_id, step.attempt
+        )
+        return True
+    return False
 
 
 def new_traceparent() -> str:
@@ -130,6 +144,8 @@ class Router:
         now = time.time()
         with self._store.run_tx(ctx.run) as run:
             step = _step_of(run, ctx)
+            if _stale(step, done.attempt):
+                return []
             if step.status.final:
                 return self._redrive(spec, run, now)
             self._record_success(spec, run, ctx.step, done, now)
@@ -164,7 +180,7 @@ class Router:
         now = time.time()
         with self._store.run_tx(ctx.run) as run:
             step = _step_of(run, ctx)
-            if step.status.final:
+            if step.status.final or _stale(step, failure.attempt):
                 return []
             for member in spec.groups.get(ctx.step, (ctx.step,)):
                 state = run.steps[member]
@@ -243,7 +259,13 @@ class Router:
                     continue
                 progressed = True
                 upstream = {a: run.steps[a].result for a in spec.ancestors(step.id)}
-                if self._condition_holds(step, upstream):
+                try:
+                    holds = self._condition_holds(step, upstream)
+                except BadCondition as exc:
+                    # A stored condition that no longer compiles fails its run, with why.
+                    error = {"step": step.id, "code": exc.code, "message": exc.message}
+                    return [*events, self._fail(run, error, now)]
+                if holds:
                     attempt = state.attempt + 1
                     for member in spec.groups[step.id]:
                         run.steps[member].status = StepStatus.REQUESTED

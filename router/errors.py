@@ -1,4 +1,4 @@
-"""Errors raised by the router; :mod:`router.api` maps them to HTTP statuses."""
+"""Errors raised by the router; :mod:`kpipe.http_status` maps their codes to HTTP statuses."""
 
 from __future__ import annotations
 
@@ -75,6 +75,16 @@ class BadQuery(RouterError, ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class RequestInvalid(RouterError, ValueError):
+    """A request's parameters or JSON body do not fit the operation's schema."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
         self.field = field
 
 

@@ -1,48 +1,57 @@
-"""The router's endpoints for the broker (events, dead letters) and for probes."""
+"""The router's endpoints for the broker: events and dead letters, each signed by its sender."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 
+from cloudevents.http import CloudEvent
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
 
 from eventing.contract import Event, EventType
 from eventing.errors import DeliveryFailed, MalformedEvent
 from eventing.http import from_cloudevent, from_http, parse_cloudevent, to_http
 from kpipe.logs import log_context
 from router.deps import Body, Services
-from router.responses import error_response
+from router.responses import error_answer
 from router.services import RouterServices
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["health"])
-def healthz(services: Services) -> JSONResponse:
-    """200 when every component is ready, else 503 naming the one that is not."""
-    health = services.health.check()
-    return JSONResponse(health.to_data(), status_code=200 if health.ready else 503)
-
-
-@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-def metrics(services: Services) -> Response:
-    """Prometheus metrics: events, step latency, failures by code, runs, queue depth."""
-    body, content_type = services.telemetry.metrics()
-    return Response(body, media_type=content_type)
-
-
 @router.post("/events", tags=["events"], status_code=202)
 async def events(request: Request, body: Body, services: Services) -> Response:
-    """Consume one CloudEvent; answer with the next event, or 202 with no body."""
+    """Consume one signed CloudEvent; answer with the next event, or 202 with no body."""
+    await _check_broker_token(request, services)
     event = from_http(dict(request.headers), body)
-    # Routing does blocking database and HTTP work: keep it off the event loop.
-    return await run_in_threadpool(_route, services, event)
+    # Routing does blocking database work: keep it off the event loop.
+    try:
+        reply = await run_in_threadpool(route_event, services, event)
+    except DeliveryFailed as exc:
+        # The broker redelivers this event; the router then re-sends the
+        # requests that still have no answer.
+        return error_answer(exc)
+    if reply is None:
+        return Response(status_code=202)
+    headers, payload = to_http(reply)
+    return Response(content=payload, headers=headers, status_code=200)
 
 
-def _route(services: RouterServices, event: Event) -> Response:
+def route_event(services: RouterServices, event: Event) -> Event | None:
+    """Handle one event for the router: the event to answer with, if any.
+
+    When one event leads to several, the first is the answer and the others
+    go to the broker (``K_SINK``) before this returns.
+
+    Raises:
+        Unauthenticated: the event is not signed by the role that may send it.
+        DeliveryFailed: the broker did not take one of the others.
+        MalformedEvent, RouterError: the event is not one the router can act on.
+    """
+    services.trusted.verify(event)
     services.metrics.observe_in(event)
     ctx = event.context
     attributes = {"kpipe.event.type": event.type.value, "kpipe.event.id": event.id}
@@ -54,26 +63,40 @@ def _route(services: RouterServices, event: Event) -> Response:
     ):
         emitted = services.router.handle(event)
     if not emitted:
-        return Response(status_code=202)
+        return None
     reply, *extra = emitted
     for other in extra:
-        try:
-            services.send(other)
-        except DeliveryFailed as exc:
-            # The broker redelivers this event; the router then re-sends the
-            # requests that still have no answer.
-            log.warning("could not post %s to the broker: %s", other.type, exc.message)
-            return error_response(503, exc.code, exc.message)
+        services.send(other)
     services.metrics.observe_out([reply])
-    headers, payload = to_http(reply)
-    return Response(content=payload, headers=headers, status_code=200)
+    return services.sign(reply)
 
 
 @router.post("/dead-letters", tags=["events"], status_code=202)
-def dead_letters(request: Request, body: Body, services: Services) -> Response:
+async def dead_letters(request: Request, body: Body, services: Services) -> Response:
     """Record an event the broker gave up on as the failure of its run."""
+    await _check_broker_token(request, services)
     ce = parse_cloudevent(dict(request.headers), body)
-    event = from_cloudevent(ce)
+    await run_in_threadpool(handle_dead_letter, services, ce)
+    return Response(status_code=202)
+
+
+async def _check_broker_token(request: Request, services: Services) -> None:
+    """With the cluster's OIDC issuer configured, only the broker's token gets in (401).
+
+    Verifying may fetch the issuer's keys, so it runs off the event loop.
+    """
+    if services.oidc is not None:
+        await run_in_threadpool(services.oidc.verify, request.headers.get("authorization"))
+
+
+def handle_dead_letter(services: RouterServices, ce: CloudEvent) -> None:
+    """Fail the run of a step request the broker could not deliver; route any other event.
+
+    Raises:
+        MalformedEvent: ``ce`` is not a kpipe event.
+        Unauthenticated: it is not signed by the role that may send it.
+    """
+    event = services.trusted.verify(from_cloudevent(ce))
     if event.type is not EventType.STEP_REQUESTED:
         # An event meant for the router itself: handle it now, late but not lost.
         emitted = services.router.handle(event)
@@ -81,7 +104,7 @@ def dead_letters(request: Request, body: Body, services: Services) -> Response:
         raise MalformedEvent("a step request without kpiperun", field="kpiperun")
     else:
         code = ce.get("knativeerrorcode")
-        reason = f" (last answer: HTTP {code})" if code else ""
+        reason = f" (last answer: HTTP {code}{_said(ce.get('knativeerrordata'))})" if code else ""
         message = (
             f"step {event.context.step!r} could not be delivered to function "
             f"{event.context.function!r} after every retry{reason}"
@@ -93,4 +116,20 @@ def dead_letters(request: Request, body: Body, services: Services) -> Response:
             services.send(follow_up)
         except DeliveryFailed as exc:
             log.warning("could not post %s to the broker: %s", follow_up.type, exc.message)
-    return Response(status_code=202)
+
+
+def _said(error_data: object) -> str:
+    """What a subscriber's last answer said (Knative's ``knativeerrordata``), briefly."""
+    if not isinstance(error_data, str):
+        return ""
+    try:
+        text = base64.b64decode(error_data, validate=True).decode("utf-8", "replace")
+    except ValueError:
+        return ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        text = parsed["message"]
+    return f": {text.strip()[:300]}" if text.strip() else ""

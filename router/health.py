@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -45,16 +46,43 @@ class HealthChecker:
 
     Checks run in the order given, so the report names the most basic
     component that is down (the database before the parts that need it).
+    Probes that come while a check is running share its result: a prober
+    that gives up and asks again never queues more checks than there are
+    threads (which would leave every later check waiting, and the stack
+    "unhealthy" for good on a busy machine).
     """
 
     def __init__(self, checks: Mapping[str, Check]) -> None:
         self._checks = dict(checks)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(self._checks)), thread_name_prefix="health"
+        )
+        self._lock = threading.Lock()
+        self._running: Future[Health] | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def check(self) -> Health:
+        """The health of every component (the running check's, if one is running)."""
+        with self._lock:
+            running = self._running
+            if running is None or running.done():
+                running = self._running = Future()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            return running.result()
+        try:
+            health = self._check_all()
+        except BaseException as exc:
+            running.set_exception(exc)
+            raise
+        running.set_result(health)
+        return health
+
+    def _check_all(self) -> Health:
         futures = {name: self._pool.submit(fn) for name, fn in self._checks.items()}
         components: dict[str, str] = {}
         failing: str | None = None

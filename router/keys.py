@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from eventing import contract
+
 # S3 limits keys to 1024 bytes of UTF-8.
 MAX_KEY_BYTES = 1024
 # A part swaps a key's extension for its output format's (".webp" at most), so
@@ -27,9 +29,10 @@ EXTENSION_ROOM = 8
 # to "name." would make "name..jpg").
 _DOTS = re.compile(r"\.{2,}|\.$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The folder under ``<pipeline>/`` that holds the runs' intermediates; no
-# final output may land in it, or an upload could overwrite a run's work.
-RUNS_DIR = "_runs"
+# The folder under ``<pipeline>/`` that holds the runs' intermediates (the
+# contract's, which parts check); no final output may land in it, or an
+# upload could overwrite a run's work.
+RUNS_DIR = contract.RUNS_DIR
 
 
 def run_id(pipeline: str, version: int, bucket: str, key: str, etag: str) -> str:
@@ -70,7 +73,7 @@ def final_key(pipeline: str, source_key: str, step: str | None = None) -> str:
     ``step`` is given when a pipeline has several terminal steps, so their
     outputs do not overwrite each other.
     """
-    prefix = f"{pipeline}/" + (f"{step}/" if step else "")
+    prefix = contract.pipeline_prefix(pipeline) + (f"{step}/" if step else "")
     segments = _safe_segments(source_key)
     if not step and segments[0] == RUNS_DIR:
         segments[0] = f"_{RUNS_DIR}"
@@ -79,7 +82,7 @@ def final_key(pipeline: str, source_key: str, step: str | None = None) -> str:
 
 def intermediate_key(pipeline: str, run: str, step: str, source_key: str) -> str:
     """Where an intermediate output goes: under a per-run prefix inside the pipeline's."""
-    return _fit(f"{pipeline}/{RUNS_DIR}/{run}/{step}/", _safe_segments(source_key)[-1])
+    return _fit(f"{contract.run_prefix(pipeline, run)}{step}/", _safe_segments(source_key)[-1])
 
 
 def with_extension_of(key: str, like: str) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, UploadFile
+from fastapi import APIRouter, Depends, Request, Response
 
 from eventing.contract import ObjectRef
-from router.deps import MUTATING, Body, Services
+from router.deps import UPLOAD_DOC, Body, Services, documented_body, json_body, read_upload
 from router.errors import BadQuery, Problem, SpecInvalid
-from router.responses import TooLarge
 from router.spec import load_document
 from router.validation import find_problems, validate_spec
 from router.views import (
@@ -22,6 +21,7 @@ from router.views import (
     ValidationOut,
 )
 
+# Every route here needs the API token when one is set (router/api.py adds the check).
 router = APIRouter(prefix="/v1", tags=["pipelines"])
 
 
@@ -41,7 +41,7 @@ def validate(body: Body, services: Services) -> ValidationOut:
     return ValidationOut.of(problems)
 
 
-@router.put("/pipelines/{name}", dependencies=MUTATING)
+@router.put("/pipelines/{name}")
 def put_pipeline(name: str, body: Body, services: Services) -> PipelineOut:
     """Register a spec (JSON or YAML body) as the pipeline's next version."""
     data: Any = load_document(body)
@@ -60,7 +60,7 @@ def get_pipeline(name: str, services: Services) -> PipelineOut:
     return PipelineOut.of(services.store.get_pipeline(name))
 
 
-@router.delete("/pipelines/{name}", status_code=204, dependencies=MUTATING)
+@router.delete("/pipelines/{name}", status_code=204)
 def delete_pipeline(name: str, services: Services) -> Response:
     services.store.delete_pipeline(name)
     return Response(status_code=204)
@@ -76,15 +76,23 @@ def get_version(name: str, version: int, services: Services) -> PipelineOut:
     return PipelineOut.of(services.store.get_pipeline(name, version))
 
 
-@router.post("/pipelines/{name}/active", dependencies=MUTATING)
-def set_active(name: str, body: ActiveVersionIn, services: Services) -> PipelineOut:
+@router.post("/pipelines/{name}/active", openapi_extra=documented_body(ActiveVersionIn))
+def set_active(
+    name: str,
+    body: Annotated[ActiveVersionIn, Depends(json_body(ActiveVersionIn))],
+    services: Services,
+) -> PipelineOut:
     """Pin a stored version as the active one, or roll back to it."""
     services.store.set_active(name, body.version)
     return PipelineOut.of(services.store.get_pipeline(name))
 
 
-@router.post("/pipelines/{name}/backfill", dependencies=MUTATING, status_code=202)
-def backfill(name: str, body: BackfillIn, services: Services) -> BackfillOut:
+@router.post(
+    "/pipelines/{name}/backfill", status_code=202, openapi_extra=documented_body(BackfillIn)
+)
+def backfill(
+    name: str, body: Annotated[BackfillIn, Depends(json_body(BackfillIn))], services: Services
+) -> BackfillOut:
     """Run the pipeline over every object already under a bucket/prefix."""
     stored = services.store.get_pipeline(name)
     bucket = body.bucket or stored.spec.trigger.bucket
@@ -102,22 +110,19 @@ def get_backfill(backfill_id: str, services: Services) -> BackfillOut:
     return BackfillOut.model_validate(services.backfills.get(backfill_id), from_attributes=True)
 
 
-@router.post("/pipelines/{name}/uploads", dependencies=MUTATING, status_code=201)
-async def upload(name: str, file: UploadFile, services: Services) -> UploadOut:
-    """Upload an image into the pipeline's trigger bucket; the run starts by itself."""
+@router.post("/pipelines/{name}/uploads", status_code=201, openapi_extra=UPLOAD_DOC)
+async def upload(name: str, request: Request, services: Services) -> UploadOut:
+    """Upload an image (multipart ``file``) into the trigger bucket; the run starts by itself."""
     spec = services.store.get_pipeline(name).spec
-    filename = PurePosixPath((file.filename or "").replace("\\", "/")).name
+    file = await read_upload(request, services.settings.max_upload_bytes)
+    filename = PurePosixPath(file.filename.replace("\\", "/")).name
     if filename in ("", ".", ".."):
         raise BadQuery("file", "the upload needs a file name")
     key = spec.trigger.prefix + filename
     if not key.endswith(spec.trigger.suffix):
         raise BadQuery("file", f"{name} only takes names ending in {spec.trigger.suffix!r}")
-    limit = services.settings.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(limit)
     ref = ObjectRef(spec.trigger.bucket, key)
-    etag = services.object_store().put(ref, data, file.content_type or "application/octet-stream")
+    etag = services.object_store().put(ref, file.data, file.content_type)
     return UploadOut(bucket=ref.bucket, key=ref.key, etag=etag)
 
 

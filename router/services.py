@@ -8,9 +8,11 @@ from typing import Any, Protocol
 
 from eventing.contract import Event
 from eventing.errors import DeliveryFailed
-from eventing.sink import HttpBrokerClient
+from eventing.oidc import OIDCSettings, OIDCVerifier
+from eventing.signing import SigningKey, SigningSettings, TrustedKeys
+from eventing.sink import BrokerClient, HttpBrokerClient
 from functions.part import Part
-from functions.store import MinioStore
+from functions.store import MinioStore, split_endpoint
 from kpipe.telemetry import Telemetry
 from router.backfill import Backfills
 from router.engine import Router
@@ -26,6 +28,12 @@ from router.sweeper import Sweeper
 from router.views import RunOut
 
 log = logging.getLogger(__name__)
+
+
+class Sink(BrokerClient, Protocol):
+    """The broker client the router owns: it sends, and it is closed with the router."""
+
+    def close(self) -> None: ...
 
 
 class Catalog(Protocol):
@@ -46,9 +54,14 @@ class RouterServices:
     store: Store
     catalog: Catalog
     health: HealthChecker
-    sink: HttpBrokerClient | None = None
+    sink: Sink | None = None
     objects: MinioStore | None = None
     telemetry: Telemetry = field(default_factory=lambda: Telemetry("kpipe-router"))
+    # The keys whose signatures events must carry (eventing/signing.py), the
+    # router's own key for what it sends, and the broker's OIDC token check.
+    trusted: TrustedKeys = field(default_factory=lambda: TrustedKeys({}))
+    signer: SigningKey | None = None
+    oidc: OIDCVerifier | None = None
     router: Router = field(init=False)
     sweeper: Sweeper = field(init=False)
     backfills: Backfills = field(init=False)
@@ -96,15 +109,19 @@ class RouterServices:
         self.telemetry.close()
         self.store.close()
 
+    def sign(self, event: Event) -> Event:
+        """``event`` signed with the router's key (as it is when no key is configured)."""
+        return self.signer.sign(event) if self.signer is not None else event
+
     def send(self, event: Event) -> None:
-        """Post an event to the broker (``K_SINK``).
+        """Sign an event and post it to the broker (``K_SINK``).
 
         Raises:
             DeliveryFailed: no broker is configured, or it refused the event.
         """
         if self.sink is None:
             raise DeliveryFailed(f"K_SINK is not set; cannot send {event.type}")
-        self.sink.send(event)
+        self.sink.send(self.sign(event))
         self.metrics.observe_out([event])
 
     def object_store(self) -> MinioStore:
@@ -141,13 +158,18 @@ def services_from_env(settings: RouterSettings | None = None) -> RouterServices:
     settings = settings or RouterSettings()
     events = EventSettings()
     objects = ObjectStoreSettings()
+    signing = SigningSettings()
+    signer = signing.key()
+    if signer is None:
+        raise RuntimeError("KPIPE_SIGNING_KEY is not set: parts refuse unsigned step requests")
     store = Store(settings.database())
-    scheme = "https" if objects.secure else "http"
+    endpoint, secure = split_endpoint(objects)
+    scheme = "https" if secure else "http"
     triton = InferenceSettings().url
     triton = triton if "://" in triton else f"http://{triton}"
     checks = {
         "database": store.ping,
-        "object-store": http_check(f"{scheme}://{objects.endpoint}/minio/health/live"),
+        "object-store": http_check(f"{scheme}://{endpoint}/minio/health/live"),
         "triton": http_check(f"{triton}/v2/health/ready"),
     }
     checks.update({name: http_check(url) for name, url in settings.health_targets().items()})
@@ -158,4 +180,7 @@ def services_from_env(settings: RouterSettings | None = None) -> RouterServices:
         health=HealthChecker(checks),
         sink=HttpBrokerClient.from_settings(events) if events.sink else None,
         objects=MinioStore(objects),
+        trusted=signing.trusted(),
+        signer=signer,
+        oidc=OIDCVerifier.from_settings(OIDCSettings()),
     )

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Which endpoints one router process serves (KPIPE_ROUTER_SERVES): `all` of
+# them (local), the public `api` (REST API and web page), or the cluster-local
+# `events` (the broker's /events and /dead-letters). Every one serves /healthz
+# and /metrics; router/api.py maps each to its routes.
+Serves = Literal["all", "api", "events"]
 
 
 class RouterSettings(BaseSettings):
@@ -16,6 +23,9 @@ class RouterSettings(BaseSettings):
     local process; in a cluster it stays empty, so a health probe never
     wakes a part that scaled to zero. A name the router already checks
     (``triton``, ``object-store``, ``database``) replaces that check.
+
+    ``KPIPE_API_TOKEN``, when set (an empty value is the same as unset), is
+    the bearer token every REST call and ``/metrics`` need.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -23,9 +33,13 @@ class RouterSettings(BaseSettings):
     home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
     database_url: str | None = Field(None, validation_alias="KPIPE_DATABASE_URL", repr=False)
     api_token: str | None = Field(None, validation_alias="KPIPE_API_TOKEN", repr=False)
+    serves: Serves = Field("all", validation_alias="KPIPE_ROUTER_SERVES")
     health_urls: str = Field("", validation_alias="KPIPE_HEALTH_URLS")
-    # A step request with no answer after this long is sent again.
-    redrive_after_s: float = Field(60.0, validation_alias="KPIPE_REDRIVE_AFTER_S", gt=0)
+    # A step request with no answer after this long is sent again. Longer than
+    # the broker's own redeliveries of it (a part answers 503 for up to
+    # KPIPE_RETRY_FOR_S, 180 s, and the part triggers retry for about 200 s),
+    # so a re-drive only recovers an event that was really lost.
+    redrive_after_s: float = Field(240.0, validation_alias="KPIPE_REDRIVE_AFTER_S", gt=0)
     sweep_interval_s: float = Field(15.0, validation_alias="KPIPE_SWEEP_INTERVAL_S", gt=0)
     # A run with no progress for this long is failed instead of left running forever.
     run_deadline_s: float = Field(1800.0, validation_alias="KPIPE_RUN_DEADLINE_S", gt=0)
@@ -39,6 +53,12 @@ class RouterSettings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, validation_alias="KPIPE_MAX_BODY_BYTES", gt=0)
     max_upload_bytes: int = Field(52_428_800, validation_alias="KPIPE_MAX_UPLOAD_BYTES", gt=0)
+
+    @field_validator("api_token")
+    @classmethod
+    def _empty_token_is_none(cls, token: str | None) -> str | None:
+        # `KPIPE_API_TOKEN=` (as a template or a shell leaves it) means no token.
+        return token or None
 
     def database(self) -> str:
         """The SQLAlchemy URL: KPIPE_DATABASE_URL, else an SQLite file in the home dir."""

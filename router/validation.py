@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from functions.part import Part
-from router.conditions import BadCondition, parse_condition
+from router.conditions import BadCondition, compile_condition
 from router.errors import Problem, SpecInvalid
 from router.spec import PipelineSpec, json_path, spec_from_data
 
@@ -104,14 +104,24 @@ def _dag_problems(spec: PipelineSpec, catalog: PartCatalog) -> list[Problem]:
     return problems
 
 
+# Compiling CEL costs far more per character than reading the spec, and /validate is open:
+# a spec with more characters of conditions than this is refused before they are compiled.
+MAX_CONDITION_CHARS = 16384
+
+
 def _condition_problems(spec: PipelineSpec) -> list[Problem]:
     problems: list[Problem] = []
+    budget = MAX_CONDITION_CHARS
     for i, step in enumerate(spec.steps):
         ancestors = set(spec.ancestors(step.id)) if step.when else set()
         for j, text in enumerate(step.when):
             path = f"steps[{i}].when[{j}]"
+            budget -= len(text)
+            if budget < 0:
+                message = f"the spec's conditions are longer than {MAX_CONDITION_CHARS} characters"
+                return [*problems, Problem(path, message)]
             try:
-                condition = parse_condition(text)
+                condition = compile_condition(text)
             except BadCondition as exc:
                 problems.append(Problem(path, exc.message))
                 continue

@@ -23,10 +23,27 @@ export function setToken(token) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
+/** The error an answer that is not 2xx carries. */
+async function errorOf(response) {
+  const text = await response.text();
+  try {
+    return new ApiError(response.status, text ? JSON.parse(text) : null);
+  } catch {
+    return new ApiError(response.status, { error: { code: "bad_response", message: text.slice(0, 200) } });
+  }
+}
+
+/** fetch() with the API token (every call needs it when the server sets one). */
+async function send(method, path, { headers = {}, body, signal } = {}) {
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { method, headers, body, signal });
+  if (!response.ok) throw await errorOf(response);
+  return response;
+}
+
 async function request(method, path, { json, form, signal } = {}) {
   const headers = { Accept: "application/json" };
-  const token = getToken();
-  if (token && method !== "GET") headers.Authorization = `Bearer ${token}`;
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -34,17 +51,14 @@ async function request(method, path, { json, form, signal } = {}) {
   } else if (form !== undefined) {
     body = form;
   }
-  const response = await fetch(path, { method, headers, body, signal });
+  const response = await send(method, path, { headers, body, signal });
   if (response.status === 204) return null;
   const text = await response.text();
-  let data = null;
   try {
-    data = text ? JSON.parse(text) : null;
+    return text ? JSON.parse(text) : null;
   } catch {
-    data = { error: { code: "bad_response", message: text.slice(0, 200) } };
+    return { error: { code: "bad_response", message: text.slice(0, 200) } };
   }
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
 }
 
 const PIPELINE_KEY = "kpipe.pipeline";
@@ -85,8 +99,18 @@ export const api = {
   },
 };
 
-/** The URL that serves an object's bytes (for <img src>). */
+/** The URL that serves an object's bytes (with the token in a header: see fetchObject). */
 export function objectUrl(ref) {
   const key = ref.key.split("/").map(enc).join("/");
   return `/v1/objects/${enc(ref.bucket)}/${key}`;
+}
+
+/**
+ * An object's bytes as a Blob. An <img src> cannot send the token, so the
+ * page fetches images with it and shows them from blob: URLs (no token in
+ * any URL, so none in logs or history).
+ */
+export async function fetchObject(ref, signal) {
+  const response = await send("GET", objectUrl(ref), { headers: { Accept: "image/*,*/*" }, signal });
+  return response.blob();
 }

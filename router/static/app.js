@@ -10,6 +10,7 @@ import { Upload } from "./upload.js";
 const main = document.getElementById("main");
 let parts = null;
 let current = null; // the view on screen; closed before the next one opens
+let failed = false; // the last view could not be shown (a missing token, say)
 let droppedFile = null;
 
 async function catalogue() {
@@ -30,6 +31,7 @@ async function show() {
     link.toggleAttribute("aria-current", link.dataset.view === view);
     if (link.dataset.view === view) link.setAttribute("aria-current", "page");
   }
+  failed = false;
   try {
     if (view === "runs" && rest[0]) current = new RunView(main, rest[0]);
     else if (view === "runs") current = new RunsList(main);
@@ -43,6 +45,7 @@ async function show() {
     }
     await current.open();
   } catch (error) {
+    failed = true;
     mount(main, h("p", { class: "error" }, `Could not show this page: ${error.message}`));
     notifyError("Error", error);
   }
@@ -81,6 +84,8 @@ function settings() {
     setToken(input.value.trim());
     document.getElementById("settings").open = false;
     notify(input.value.trim() ? "API token saved in this browser" : "API token cleared", "success");
+    // Show the view again with the new token, unless it is a builder whose draft would be lost.
+    if (failed || !(current instanceof Builder)) show();
   });
 }
 

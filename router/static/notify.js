@@ -11,11 +11,12 @@ export function notify(message, kind = "info") {
 }
 
 /**
- * The message of a failed API call. A missing or wrong API token (401) also
- * says where to set one, and opens the settings there.
+ * The message of a failed API call. A missing, wrong (401) or malformed (400
+ * `malformed_authorization`) API token also says where to set one, and opens
+ * the settings there.
  */
 export function describeError(error) {
-  if (error.status !== 401) return error.message;
+  if (error.status !== 401 && error.code !== "malformed_authorization") return error.message;
   const settings = document.getElementById("settings");
   if (settings) {
     settings.open = true;

@@ -1,9 +1,9 @@
 // Runs: the live list and one run's view (graph, timings, images, retry).
 
-import { api, objectUrl } from "./api.js";
+import { api, fetchObject } from "./api.js";
 import { formatAgo, formatDuration, h, mount, statusBadge } from "./dom.js";
 import { renderGraph } from "./graph.js";
-import { notify, notifyError } from "./notify.js";
+import { describeError, notify, notifyError } from "./notify.js";
 import { draftFromSpec, isFused } from "./spec.js";
 
 const LIST_POLL_MS = 1500;
@@ -123,14 +123,53 @@ function sameRef(a, b) {
   return a.bucket === b.bucket && a.key === b.key;
 }
 
+/**
+ * The blob: URLs of the images a view shows. Images are fetched with the API
+ * token (an <img src> could not send it) and shown from blob: URLs, which are
+ * revoked, and unfinished fetches aborted, when the view redraws or closes.
+ */
+class BlobUrls {
+  constructor() {
+    this.urls = [];
+    this.aborter = new AbortController();
+  }
+
+  /** Fetch `ref`, then call `show(url)`; `failed(error)` if it cannot be fetched. */
+  load(ref, show, failed) {
+    const { signal } = this.aborter;
+    fetchObject(ref, signal).then((blob) => {
+      if (signal.aborted) return;
+      const url = URL.createObjectURL(blob);
+      this.urls.push(url);
+      show(url);
+    }, (error) => {
+      if (!signal.aborted) failed(error);
+    });
+  }
+
+  revokeAll() {
+    this.aborter.abort();
+    this.aborter = new AbortController();
+    for (const url of this.urls) URL.revokeObjectURL(url);
+    this.urls = [];
+  }
+}
+
 /** An image with the detections drawn over it, scaled from the detector's picture size. */
-function figure({ ref, title, detail, testid, detections = null, size = null }) {
-  const img = h("img", { src: objectUrl(ref), alt: `${title}: ${ref.key}`, loading: "lazy", testid: `${testid}-img` });
+function figure(blobs, { ref, title, detail, testid, detections = null, size = null }) {
+  const img = h("img", { alt: `${title}: ${ref.key}`, loading: "lazy", testid: `${testid}-img` });
   const frame = h("div", { class: "frame" }, img);
-  img.addEventListener("error", () => {
+  const link = h("a", { target: "_blank", rel: "noopener", class: "mono small", testid: `${testid}-link` }, `${ref.bucket}/${ref.key}`);
+  const broken = () => {
+    if (frame.classList.contains("broken")) return;
     frame.classList.add("broken");
     frame.append(h("span", { class: "muted small" }, "cannot display this object"));
-  }, { once: true });
+  };
+  img.addEventListener("error", broken, { once: true });
+  blobs.load(ref, (url) => {
+    img.src = url;
+    link.href = url;
+  }, broken);
   if (detections) {
     const drawBoxes = () => {
       const width = size?.width ?? img.naturalWidth;
@@ -154,8 +193,7 @@ function figure({ ref, title, detail, testid, detections = null, size = null }) 
   }
   return h("figure", { class: "image-card", testid },
     frame,
-    h("figcaption", {}, h("strong", {}, title), detail ? h("span", { class: "muted" }, detail) : null,
-      h("a", { href: objectUrl(ref), target: "_blank", rel: "noopener", class: "mono small" }, `${ref.bucket}/${ref.key}`)));
+    h("figcaption", {}, h("strong", {}, title), detail ? h("span", { class: "muted" }, detail) : null, link));
 }
 
 export class RunView {
@@ -165,6 +203,7 @@ export class RunView {
     this.spec = null;
     this.signature = "";
     this.poller = new Poller(() => this.refresh(), RUN_POLL_MS);
+    this.blobs = new BlobUrls();
   }
 
   async open() {
@@ -177,7 +216,7 @@ export class RunView {
     try {
       run = await api.run(this.id);
     } catch (error) {
-      mount(this.root, h("section", { class: "run" }, h("p", { class: "error" }, `Run ${this.id}: ${error.message}`)));
+      mount(this.root, h("section", { class: "run" }, h("p", { class: "error" }, `Run ${this.id}: ${describeError(error)}`)));
       this.poller.stop();
       return;
     }
@@ -198,6 +237,7 @@ export class RunView {
   }
 
   draw(run) {
+    this.blobs.revokeAll(); // the images drawn before are replaced
     const after = new Map(this.spec.steps.map((s) => [s.id, s.after ?? []]));
     const draft = draftFromSpec(this.spec);
     const fused = new Set(draft.steps.filter((s) => isFused(draft, s)).map((s) => s.id));
@@ -264,14 +304,14 @@ export class RunView {
   }
 
   images(run, after) {
-    const cards = [figure({ ref: run.source, title: "Source", testid: "source-image" })];
+    const cards = [figure(this.blobs, { ref: run.source, title: "Source", testid: "source-image" })];
     let last = run.source;
     for (const step of run.steps) {
       const detections = step.metadata?.detections;
       if (Array.isArray(detections)) {
         const ref = inputsOf(run, step, after)[0];
         if (ref) {
-          cards.push(figure({
+          cards.push(figure(this.blobs, {
             ref, title: step.id, detail: `${step.function}: ${detections.length} found`,
             testid: `detections-${step.id}`, detections, size: step.metadata.image,
           }));
@@ -280,12 +320,12 @@ export class RunView {
       }
       for (const ref of step.outputs) {
         if (run.outputs.some((o) => sameRef(o, ref)) || sameRef(ref, last)) continue;
-        cards.push(figure({ ref, title: step.id, detail: step.function, testid: `step-image-${step.id}` }));
+        cards.push(figure(this.blobs, { ref, title: step.id, detail: step.function, testid: `step-image-${step.id}` }));
         last = ref;
       }
     }
     run.outputs.forEach((ref, i) => {
-      cards.push(figure({ ref, title: "Output", detail: run.outputs.length > 1 ? `${i + 1} of ${run.outputs.length}` : null, testid: i === 0 ? "output-image" : `output-image-${i}` }));
+      cards.push(figure(this.blobs, { ref, title: "Output", detail: run.outputs.length > 1 ? `${i + 1} of ${run.outputs.length}` : null, testid: i === 0 ? "output-image" : `output-image-${i}` }));
     });
     const lineage = run.lineage?.length ? h("details", { class: "lineage" },
       h("summary", {}, "Lineage"),
@@ -303,5 +343,6 @@ export class RunView {
 
   close() {
     this.poller.stop();
+    this.blobs.revokeAll();
   }
 }

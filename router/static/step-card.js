@@ -17,7 +17,7 @@ export function stepCard(step, index, steps, { part, selected, onRename, onRemov
   const candidates = steps.filter((s) => s.id !== step.id && !later.has(s.id));
   const idInput = h("input", { type: "text", value: step.id, spellcheck: "false", testid: "step-id", id: `${path}-id`, "aria-label": "step id" });
   idInput.addEventListener("change", () => onRename(idInput.value.trim()));
-  const when = h("input", { type: "text", value: step.when, spellcheck: "false", id: `${path}-when`, testid: "step-when", placeholder: "always (e.g. faces.count > 0)" });
+  const when = h("input", { type: "text", value: step.when, spellcheck: "false", id: `${path}-when`, testid: "step-when", placeholder: "always (CEL, e.g. faces.count > 0 && \"cat\" in objects.labels)", title: "A CEL expression over the metadata of the steps this one waits for; a missing field counts as false" });
   when.addEventListener("input", () => {
     step.when = when.value;
     onChange();

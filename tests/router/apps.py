@@ -1,12 +1,17 @@
-"""The router's app over real services, as the API tests build it."""
+"""The router's app over real services, as the API tests build it, and a raw ASGI driver."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Message, Scope
 
+from eventing.contract import Event
+from eventing.signing import SIGNER, Role, SigningKey, TrustedKeys
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
 from functions.store import MinioStore
@@ -16,6 +21,15 @@ from router.services import RouterServices
 from router.settings import RouterSettings
 from router.store import Store
 
+# One key per role, trusted by every router these tests build (eventing/signing.py).
+KEYS = {role: SigningKey.generate(f"test-{role}") for role in Role}
+TRUSTED = TrustedKeys.of({role: [key] for role, key in KEYS.items()})
+
+
+def signed(event: Event) -> Event:
+    """``event`` signed by the role that may send its type, as its real sender signs it."""
+    return KEYS[SIGNER[event.type]].sign(event)
+
 
 def make_client(
     tmp_path: Path,
@@ -24,7 +38,7 @@ def make_client(
     objects: MinioStore | None = None,
     **settings: Any,
 ) -> TestClient:
-    """A TestClient of the router on an SQLite file in ``tmp_path``."""
+    """A TestClient of the router on an SQLite file in ``tmp_path``, trusting :data:`KEYS`."""
     config = RouterSettings(KPIPE_HOME=tmp_path, **settings)
     store = Store(config.database())
     services = RouterServices(
@@ -34,5 +48,65 @@ def make_client(
         health=HealthChecker({"database": store.ping}),
         sink=sink,
         objects=objects,
+        trusted=TRUSTED,
+        signer=KEYS[Role.ROUTER],
     )
     return TestClient(create_app(services))
+
+
+class Driven(NamedTuple):
+    """What one request sent straight through ASGI got: the status, and the body chunks read."""
+
+    status: int
+    chunks_read: int
+
+
+def drive(
+    app: ASGIApp,
+    method: str,
+    path: str,
+    chunks: Iterable[bytes],
+    headers: Mapping[str, str] | None = None,
+) -> Driven:
+    """Send one request to ``app`` over ASGI, its body as ``chunks`` (chunked, no length).
+
+    ``chunks`` may be endless: the count of chunks the app asked for shows
+    whether it stopped reading.
+    """
+    pending = iter(chunks)
+    read = 0
+    status = 0
+
+    async def receive() -> Message:
+        nonlocal read
+        chunk = next(pending, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        read += 1
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(call())
+    return Driven(status, read)

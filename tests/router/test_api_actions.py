@@ -27,7 +27,7 @@ from functions.store import MinioStore
 from kpipe.settings import ObjectStoreSettings
 from tests.conftest import wait_until
 from tests.eventing.conftest import Subscriber
-from tests.router.apps import make_client
+from tests.router.apps import make_client, signed
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +120,7 @@ def test_pin_and_roll_back(client: TestClient, prefix: str) -> None:
 
 def _start_run(client: TestClient, prefix: str) -> Event:
     obj = ObjectCreated("uploads", f"{prefix}a.jpg", 10, "etag-a", "image/jpeg")
-    headers, body = to_http(obj.to_event("/test"))
+    headers, body = to_http(signed(obj.to_event("/test")))
     response = client.post("/events", headers=headers, content=body)
     assert response.status_code == 200
     return from_http(dict(response.headers), response.content)
@@ -134,7 +134,7 @@ def fail_step(client: TestClient, request: Event) -> int:
         StepFailed("bad_image", "broken").to_data(),
         context=request.context,
     )
-    headers, body = to_http(failed)
+    headers, body = to_http(signed(failed))
     return int(client.post("/events", headers=headers, content=body).status_code)
 
 
@@ -189,3 +189,24 @@ def test_backfill_starts_runs_no_faster_than_its_concurrency(
     progress = client.get(f"/v1/backfills/{job['id']}").json()
     assert progress["started"] == 3
     assert progress["failed"] == 1
+
+
+def test_an_original_is_private_when_a_token_is_set(
+    tmp_path: Path, catalog: Catalog, s3: S3Server, prefix: str, astronaut_jpeg: bytes
+) -> None:
+    auth = {"Authorization": "Bearer s3cret"}
+    store = MinioStore(ObjectStoreSettings(MINIO_ENDPOINT=s3.endpoint))
+    store.put(ObjectRef("uploads", f"{prefix}face.jpg"), astronaut_jpeg, "image/jpeg")
+    url = f"/v1/objects/uploads/{prefix}face.jpg"
+    with make_client(tmp_path, catalog, objects=store, KPIPE_API_TOKEN="s3cret") as c:
+        put = c.put("/v1/pipelines/privacy-blur", json=spec(prefix), headers=auth)
+        assert put.status_code == 200, put.text
+
+        anonymous = c.get(url)
+        wrong = c.get(url, headers={"Authorization": "Bearer s3cre"})
+        allowed = c.get(url, headers=auth)
+
+    assert (anonymous.status_code, wrong.status_code) == (401, 401)
+    assert astronaut_jpeg[:64] not in anonymous.content + wrong.content
+    assert allowed.status_code == 200
+    assert allowed.content == astronaut_jpeg

@@ -350,3 +350,27 @@ def test_replicas_sharing_postgres_start_a_join_exactly_once(
     finally:
         for s in replicas:
             s.close()
+
+
+def test_an_answer_to_an_earlier_attempt_is_ignored(
+    router: Router, store: Store, catalog: Catalog, spec_data: dict[str, Any]
+) -> None:
+    register(store, catalog, spec_data)
+    [small] = router.on_object_created(UPLOAD)
+    ctx = small.context
+    assert ctx is not None
+    first_failure = StepFailed("store_unavailable", "store down", attempt=1)
+    [failed] = router.on_step_failed(ctx, first_failure)
+    assert failed.type is EventType.RUN_FAILED
+    [retried] = router.retry_run(ctx.run)
+    assert request_of(retried).attempt == 2
+    # A late redelivery (or a replay) of attempt 1's answer must not settle attempt 2.
+    assert router.on_step_failed(ctx, first_failure) == []
+    stale = StepCompleted(StepOutput((request_of(retried).output,), {}), 1.0, attempt=1)
+    assert router.on_step_completed(ctx, stale) == []
+    run = store.get_run(ctx.run)
+    assert (run.status, run.steps["small"].status) == (RunStatus.RUNNING, StepStatus.REQUESTED)
+    done = StepCompleted(StepOutput((request_of(retried).output,), {}), 1.0, attempt=2)
+    [faces] = router.on_step_completed(ctx, done)
+    assert faces.context is not None
+    assert faces.context.step == "faces"

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 
 from functions.catalog import Catalog
-from router.errors import PipelineNotFound, RunNotFound
+from router.errors import Conflict, PipelineNotFound, RunNotFound
+from router.spec import PipelineSpec
 from router.state import RunState, RunStatus, StepState
 from router.store import RunQuery, Store
 from router.validation import validate_spec
@@ -131,3 +135,90 @@ def test_unfinished_runs(store: Store) -> None:
     store.create_run(_run("done", created=100.0, status=RunStatus.SUCCEEDED))
     assert store.unfinished_runs(older_than=150.0) == ["old"]
     assert store.unfinished_runs(older_than=50.0) == []
+
+
+# -- replicas racing on one pipeline (PostgreSQL, shared by replicas) -----------
+
+ROUNDS = 15
+
+
+def _race(*calls: Callable[[], object]) -> list[object]:
+    """Run ``calls`` in threads released at once; each one's result or the error it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(n: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            results[n] = calls[n]()
+        except Exception as exc:  # collected: the test asserts what each call gave
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.fixture
+def replicas(postgres_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two router replicas sharing one PostgreSQL."""
+    first, second = Store(postgres_url), Store(postgres_url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def _allowed(result: object) -> bool:
+    """What a concurrent change may give: its result, or a 409 (Conflict); never anything else."""
+    return not isinstance(result, BaseException) or isinstance(result, Conflict)
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["new", "existing"])
+def test_concurrent_puts_of_one_pipeline_give_two_versions_or_a_conflict(
+    replicas: tuple[Store, Store], catalog: Catalog, spec_data: dict[str, Any], registered: bool
+) -> None:
+    first, second = replicas
+    for round_ in range(ROUNDS):  # a race shows up only sometimes
+        spec = validate_spec({**spec_data, "name": f"race-{round_}"}, catalog)
+        before = first.put_pipeline(spec) if registered else 0
+        results = _race(partial(first.put_pipeline, spec), partial(second.put_pipeline, spec))
+        assert all(_allowed(r) for r in results), results
+        made = sorted(r for r in results if isinstance(r, int))
+        assert made == list(range(before + 1, before + 1 + len(made)))
+        stored = [v.version for v in first.list_versions(spec.name)]
+        assert stored == list(range(1, before + 1 + len(made)))
+        assert first.get_pipeline(spec.name).version == stored[-1]
+
+
+def _change(store: Store, kind: str, spec: PipelineSpec, version: int) -> Callable[[], object]:
+    """Register ``spec`` again, or roll back to ``version`` of it."""
+    if kind == "put":
+        return partial(store.put_pipeline, spec)
+    return partial(store.set_active, spec.name, version)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [("set_active", "set_active"), ("put", "set_active")],
+    ids=["two-rollbacks", "put-and-rollback"],
+)
+def test_concurrent_changes_of_a_deleted_pipeline_never_fail(
+    replicas: tuple[Store, Store],
+    catalog: Catalog,
+    spec_data: dict[str, Any],
+    changes: tuple[str, str],
+) -> None:
+    # After a delete no pipeline row exists: each change would insert it.
+    first, second = replicas
+    for round_ in range(ROUNDS):
+        spec = validate_spec({**spec_data, "name": f"race-{round_}"}, catalog)
+        first.put_pipeline(spec)
+        first.put_pipeline(spec)
+        first.delete_pipeline(spec.name)
+        results = _race(_change(first, changes[0], spec, 1), _change(second, changes[1], spec, 2))
+        assert all(_allowed(r) for r in results), results
+        active = first.get_pipeline(spec.name)
+        assert active.active_version in [v.version for v in first.list_versions(spec.name)]

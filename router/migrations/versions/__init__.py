@@ -1,0 +1,1 @@
+"""The router's schema revisions, oldest first: ``NNNN_<slug>.py``, each naming the one before."""

@@ -1,0 +1,94 @@
+"""The router's tables, as the code reads and writes them today.
+
+This is the schema at the newest migration (``router/migrations``): the
+migrations create and change the tables in a database, and a test checks
+that a database upgraded to the head revision matches these definitions.
+To change a table, change it here *and* add a revision (see
+``router/migrations/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+pipelines = sa.Table(
+    "kpipe_pipelines",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("active_version", sa.Integer, nullable=False),
+    sa.Column("pinned", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+versions = sa.Table(
+    "kpipe_pipeline_versions",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+runs = sa.Table(
+    "kpipe_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("pipeline", sa.String(63), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("source_bucket", sa.String(63), nullable=False),
+    sa.Column("source_key", sa.Text, nullable=False),
+    sa.Column("etag", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("traceparent", sa.String(64)),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("error", sa.JSON),
+)
+
+steps = sa.Table(
+    "kpipe_steps",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("kpipe_runs.id"), primary_key=True),
+    sa.Column("step_id", sa.String(63), primary_key=True),
+    sa.Column("function", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("requested_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("duration_ms", sa.Float),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("error", sa.JSON),
+)
+
+# A backfill: its settings and the lease of the replica working on it
+# (router/backfill_store.py).
+backfills = sa.Table(
+    "kpipe_backfills",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(63), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+)
+
+# One object a backfill runs over; ``run_id`` is set once its run started.
+backfill_items = sa.Table(
+    "kpipe_backfill_items",
+    metadata,
+    sa.Column("backfill_id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("object", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(64), index=True),
+)
