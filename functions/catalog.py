@@ -29,6 +29,7 @@ DEFAULT_MODULES: Mapping[str, str] = {
     "convert": "functions.parts.convert",
     "detect_faces": "functions.parts.faces",
     "detect_text": "functions.parts.text",
+    "read_text": "functions.parts.read_text",
     "detect_objects": "functions.parts.objects",
     "blur": "functions.parts.blur",
     "blur_faces": "functions.parts.blur_faces",

@@ -1,9 +1,11 @@
 """Errors a step can end with; each becomes a ``step.failed`` event.
 
 ``code`` is the machine-readable error code in the event; ``retryable`` says
-whether the same request could succeed later. Transient faults (object store
-or Triton unreachable) are answered with a 5xx so the broker redelivers;
-everything else is answered with a ``step.failed`` event.
+whether the same request could succeed later. A retryable error (the object
+store or Triton unreachable, a model not loaded) is answered 503 so the broker
+redelivers, while the request is younger than ``KPIPE_RETRY_FOR_S``; after
+that, and for every other error, the answer is a ``step.failed`` event
+(see :mod:`functions.delivery`).
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ class ObjectMissing(StepError, LookupError):
 
 
 class StoreUnavailable(StepError, ConnectionError):
-    """The object store did not answer; the delivery is retried."""
+    """The object store did not answer; the delivery is retried (the message names it)."""
 
     code = "store_unavailable"
     retryable = True
 
 
 class ModelNotReady(StepError):
-    """Triton is down or does not serve the model a part needs."""
+    """Triton is down, silent or does not serve the model a part needs; the delivery is retried."""
 
     code = "model_not_ready"
     retryable = True

@@ -7,17 +7,22 @@ in the cluster and the CPU Triton of ``kpipe up``.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from functions.errors import InferenceFailed, ModelNotReady
+from kpipe.retry import Backoff, retrying
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
     from kpipe.settings import InferenceSettings
+
+log = logging.getLogger(__name__)
 
 
 class InferenceClient(Protocol):
@@ -35,8 +40,8 @@ class InferenceClient(Protocol):
         """Run ``model`` on ``inputs`` and return the named ``outputs``.
 
         Raises:
-            ModelNotReady: Triton is unreachable or the model is not loaded,
-                after the bounded wait of the client's retry policy.
+            ModelNotReady: Triton is unreachable, silent, or does not serve
+                the model (retryable: the step is redelivered later).
             InferenceFailed: Triton rejected the request.
         """
         ...
@@ -44,33 +49,41 @@ class InferenceClient(Protocol):
     def close(self) -> None: ...
 
 
-# Backoff between readiness probes while Triton is down or still loading the
-# model: quick at first (a Triton that is starting is ready within seconds),
-# never more than a second apart so the bound is kept closely.
-_FIRST_BACKOFF_S = 0.05
-_MAX_BACKOFF_S = 1.0
+# A connection Triton reset or closed under the client (Triton restarted, or
+# dropped an idle keep-alive) is tried again at once, a few times: the next
+# connection usually works. Nothing else is retried here: a Triton that is
+# down, does not answer the probe, or lacks the model fails the step at once
+# as retryable, and the part asks the broker to redeliver it later
+# (functions.delivery), so no worker waits for Triton.
+_RESET_BACKOFF = Backoff(initial_s=0.05, factor=2.0, max_s=0.2)
+_RESET_ATTEMPTS = 3
 
 
 class _NotReady(Exception):
-    """Internal: this attempt found Triton unreachable or the model not loaded."""
+    """Internal: Triton is unreachable, silent, or does not serve the model."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
+class _Reset(_NotReady):
+    """Internal: the connection was reset or closed under us; worth another try."""
+
+
 class TritonInferenceClient:
     """:class:`InferenceClient` over Triton's HTTP API (KServe v2) with binary tensors.
 
-    One retry policy: while Triton is unreachable or the model is not ready,
-    the call probes again with exponential backoff until ``ready_wait_s``
-    have passed since it began, then raises :class:`ModelNotReady`. A request
-    Triton rejects raises :class:`InferenceFailed` at once. Readiness is
-    checked before the first request of each model and remembered until a
-    request fails. Not thread-safe: use one client per thread.
+    Each call first asks Triton whether the model is ready, with the short
+    ``probe_timeout_s``, then runs the request with ``timeout_s``. Triton
+    down, silent or without the model raises :class:`ModelNotReady` at once
+    (retryable: the broker redelivers the step); a connection reset is tried
+    again up to three times with kpipe's retry policy first. A request Triton
+    rejects raises :class:`InferenceFailed`. Not thread-safe: use one client
+    per thread.
 
     Example:
-        >>> with TritonInferenceClient("127.0.0.1:8000") as client:
+        >>> with TritonInferenceClient("127.0.0.1:8000") as client:  # doctest: +SKIP
         ...     out = client.infer("text_detection", {"x": batch}, ["sigmoid_0.tmp_0"])
     """
 
@@ -79,45 +92,48 @@ class TritonInferenceClient:
         url: str,
         *,
         timeout_s: float = 30.0,
-        ready_wait_s: float = 10.0,
-        connection_timeout_s: float | None = None,
+        probe_timeout_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Open a client (no request is made until the first call).
 
         Args:
             url: ``host:port`` of Triton's HTTP endpoint (an ``http://`` or
                 ``https://`` prefix is accepted).
-            timeout_s: network timeout of one request (send and receive).
-            ready_wait_s: how long one call keeps retrying an unreachable
-                Triton or a model that is not ready.
-            connection_timeout_s: TCP connect timeout; by default the smaller
-                of ``timeout_s`` and ``max(ready_wait_s, 1)``, so a black-holed
-                address cannot stretch the readiness bound much.
+            timeout_s: network timeout of one inference request.
+            probe_timeout_s: connect timeout, and the whole timeout of the
+                readiness probe: how long a call waits to learn that Triton
+                is down or stopped.
+            sleep: waits between retries of a reset connection (for tests).
         """
         from tritonclient.http import InferenceServerClient
 
         self.url = url
-        self.ready_wait_s = ready_wait_s
+        self.timeout_s = timeout_s
+        self.probe_timeout_s = probe_timeout_s
+        self._sleep = sleep
         secure = url.startswith("https://")
-        host = url.split("://", 1)[1] if "://" in url else url
-        if connection_timeout_s is None:
-            connection_timeout_s = min(timeout_s, max(ready_wait_s, 1.0))
+        host = (url.split("://", 1)[1] if "://" in url else url).rstrip("/")
         self._client = InferenceServerClient(
-            host.rstrip("/"),
+            host,
             ssl=secure,
-            connection_timeout=connection_timeout_s,
+            connection_timeout=min(timeout_s, probe_timeout_s),
             network_timeout=timeout_s,
         )
-        self._ready: set[str] = set()
+        # Its own connection and short timeouts: a stopped Triton accepts TCP
+        # connections (the kernel does) but never answers.
+        self._probe_client = InferenceServerClient(
+            host, ssl=secure, connection_timeout=probe_timeout_s, network_timeout=probe_timeout_s
+        )
 
     @classmethod
     def from_settings(cls, settings: InferenceSettings | None = None) -> TritonInferenceClient:
-        """A client configured from TRITON_URL, TRITON_TIMEOUT_S and TRITON_READY_WAIT_S."""
+        """A client configured from TRITON_URL, TRITON_TIMEOUT_S and TRITON_PROBE_TIMEOUT_S."""
         from kpipe.settings import InferenceSettings
 
         # Fields come from the environment (mypy without the pydantic plugin cannot see that).
         s = settings if settings is not None else InferenceSettings()
-        return cls(s.url, timeout_s=s.timeout_s, ready_wait_s=s.ready_wait_s)
+        return cls(s.url, timeout_s=s.timeout_s, probe_timeout_s=s.probe_timeout_s)
 
     def infer(
         self,
@@ -139,29 +155,31 @@ class TritonInferenceClient:
             One array per requested output.
 
         Raises:
-            ModelNotReady: Triton stayed unreachable or the model not ready for
-                ``ready_wait_s``.
+            ModelNotReady: Triton is unreachable, did not answer, or does not
+                serve the model (retryable).
             InferenceFailed: Triton rejected the request.
         """
         headers = {"traceparent": traceparent} if traceparent else None
-        deadline = time.monotonic() + self.ready_wait_s
-        backoff = _FIRST_BACKOFF_S
-        while True:
-            try:
-                self._check_ready(model, headers)
-                return self._infer_once(model, inputs, outputs, headers)
-            except _NotReady as exc:
-                self._ready.discard(model)
-                reason = exc.reason
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ModelNotReady(model, self.url, reason)
-            time.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        policy = retrying(
+            f"{model} on Triton at {self.url}",
+            _RESET_BACKOFF,
+            attempts=_RESET_ATTEMPTS,
+            on_exception=(_Reset,),
+            sleep=self._sleep,
+            logger=log,
+        )
+        try:
+            result: dict[str, npt.NDArray[np.generic]] = policy(
+                self._attempt, model, inputs, outputs, headers
+            )
+        except _NotReady as exc:
+            raise ModelNotReady(model, self.url, exc.reason) from None
+        return result
 
     def close(self) -> None:
-        """Close the connection pool; later calls fail."""
+        """Close the connection pools; later calls fail."""
         self._client.close()
+        self._probe_client.close()
 
     def __enter__(self) -> TritonInferenceClient:
         return self
@@ -169,23 +187,26 @@ class TritonInferenceClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _check_ready(self, model: str, headers: dict[str, str] | None) -> None:
-        if model in self._ready:
-            return
+    def _attempt(
+        self,
+        model: str,
+        inputs: Mapping[str, npt.NDArray[np.generic]],
+        outputs: list[str],
+        headers: dict[str, str] | None,
+    ) -> dict[str, npt.NDArray[np.generic]]:
         if not self._probe(model, headers):
             raise _NotReady("the model is not loaded")
-        self._ready.add(model)
+        return self._infer_once(model, inputs, outputs, headers)
 
     def _probe(self, model: str, headers: dict[str, str] | None) -> bool:
-        """Whether Triton says ``model`` is ready (_NotReady when Triton cannot be reached)."""
+        """Whether Triton says ``model`` is ready (_NotReady when it cannot tell)."""
         from tritonclient.utils import InferenceServerException
 
-        try:
-            return bool(self._client.is_model_ready(model, headers=headers))
-        except _transport_errors() as exc:
-            raise _NotReady(f"unreachable: {exc}") from None
-        except InferenceServerException as exc:
-            raise _NotReady(str(exc.message())) from None
+        with _transport_errors(self.probe_timeout_s):
+            try:
+                return bool(self._probe_client.is_model_ready(model, headers=headers))
+            except InferenceServerException as exc:
+                raise _NotReady(str(exc.message())) from None
 
     def _infer_once(
         self,
@@ -204,11 +225,10 @@ class TritonInferenceClient:
             request.append(tensor)
         wanted = [InferRequestedOutput(name, binary_data=True) for name in outputs]
         try:
-            result = self._client.infer(model, request, outputs=wanted, headers=headers)
-        except _transport_errors() as exc:
-            raise _NotReady(f"unreachable: {exc}") from None
+            with _transport_errors(self.timeout_s):
+                result = self._client.infer(model, request, outputs=wanted, headers=headers)
         except InferenceServerException as exc:
-            # A model unloaded since the readiness check is "not ready", not a bad request.
+            # A model unloaded since the probe is "not ready", not a bad request.
             if not self._probe(model, headers):
                 raise _NotReady("the model is not loaded") from None
             raise InferenceFailed(f"{model} on {self.url}: {exc.message()}") from None
@@ -221,10 +241,21 @@ class TritonInferenceClient:
         return arrays
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """What geventhttpclient raises when Triton cannot be reached or stops answering."""
+@contextmanager
+def _transport_errors(timeout_s: float) -> Iterator[None]:
+    """Turn what geventhttpclient raises when Triton is gone into _Reset or _NotReady."""
     from http.client import HTTPException
 
     from gevent import Timeout
+    from geventhttpclient.response import HTTPConnectionClosed
 
-    return (OSError, HTTPException, Timeout)
+    try:
+        yield
+    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+        raise _Reset(f"connection reset: {exc}") from None
+    except HTTPConnectionClosed as exc:
+        raise _Reset(f"connection closed: {exc}") from None
+    except (TimeoutError, Timeout):
+        raise _NotReady(f"unreachable: no answer within {timeout_s:g} s") from None
+    except (OSError, HTTPException) as exc:
+        raise _NotReady(f"unreachable: {exc}") from None

@@ -1,13 +1,20 @@
-"""The functions-framework targets: one HTTP function per part.
+"""The functions-framework targets: one ASGI HTTP function per part of the catalogue.
 
 Run one with::
 
-    functions-framework --source functions/main.py --target resize --port 8081
+    functions-framework --source functions/main.py --target resize --asgi --port 8081
+
+or, in one process, as ``kpipe up`` does::
+
+    FUNCTION_SOURCE=functions/main.py FUNCTION_TARGET=resize \\
+        uvicorn functions_framework.aio:app --port 8081
 
 Each target answers a broker's ``io.kpipe.step.requested`` delivery with an
 ``io.kpipe.step.completed`` or ``io.kpipe.step.failed`` CloudEvent (binary
-mode) and a GET with a health document. Configuration comes only from env
-vars (see :class:`functions.runtime.ProcessRuntime`), read on the first
+mode) and a GET with a health document. There is one target per part of
+:func:`functions.catalog.default_catalog`, named like it: a part is declared
+once, in its module under ``functions/parts``. Configuration comes only from
+env vars (see :class:`functions.runtime.ProcessRuntime`), read on the first
 request; the object store and Triton clients are then reused.
 """
 
@@ -15,10 +22,10 @@ from __future__ import annotations
 
 import os
 
-import flask
-import functions_framework
+import functions_framework.aio
 
-from functions._flask import serve
+from functions._asgi import target
+from functions.catalog import default_catalog
 from functions.runtime import ProcessRuntime
 from kpipe.logs import configure_logging
 
@@ -29,42 +36,5 @@ configure_logging(os.environ.get("K_SERVICE", "functions"))
 # file once); built lazily so a cold start does no I/O before the first event.
 _RUNTIME = ProcessRuntime()
 
-
-@functions_framework.http
-def resize(request: flask.Request) -> flask.Response:
-    return serve(request, "resize", _RUNTIME)
-
-
-@functions_framework.http
-def convert(request: flask.Request) -> flask.Response:
-    return serve(request, "convert", _RUNTIME)
-
-
-@functions_framework.http
-def detect_faces(request: flask.Request) -> flask.Response:
-    return serve(request, "detect_faces", _RUNTIME)
-
-
-@functions_framework.http
-def detect_text(request: flask.Request) -> flask.Response:
-    return serve(request, "detect_text", _RUNTIME)
-
-
-@functions_framework.http
-def detect_objects(request: flask.Request) -> flask.Response:
-    return serve(request, "detect_objects", _RUNTIME)
-
-
-@functions_framework.http
-def blur(request: flask.Request) -> flask.Response:
-    return serve(request, "blur", _RUNTIME)
-
-
-@functions_framework.http
-def blur_faces(request: flask.Request) -> flask.Response:
-    return serve(request, "blur_faces", _RUNTIME)
-
-
-@functions_framework.http
-def annotate(request: flask.Request) -> flask.Response:
-    return serve(request, "annotate", _RUNTIME)
+for _name in default_catalog().names():
+    globals()[_name] = functions_framework.aio.http(target(_name, _RUNTIME))

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from eventing.oidc import OIDCSettings, OIDCVerifier
+from eventing.signing import Role, SigningKey, SigningSettings, TrustedKeys
 from functions.catalog import Catalog, default_catalog
 from functions.inference import InferenceClient
 from functions.metrics import PartMetrics
 from functions.store import MinioStore, ObjectStore
-from kpipe.settings import ImageSettings, InferenceSettings, ObjectStoreSettings
+from kpipe.settings import DeliverySettings, ImageSettings, InferenceSettings, ObjectStoreSettings
 from kpipe.telemetry import Telemetry
 
 
@@ -37,6 +39,14 @@ class StepRuntime:
     # Traces and metrics; None in tests that do not look at them.
     telemetry: Telemetry | None = None
     metrics: PartMetrics | None = None
+    # How long a retryable failure asks the broker for redelivery (KPIPE_RETRY_FOR_S).
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    # Whose signatures a request must carry (the router's), and the key replies are
+    # signed with; with no trusted key every request is refused.
+    trusted: TrustedKeys = field(default_factory=lambda: TrustedKeys({}))
+    signer: SigningKey | None = None
+    # Checks the broker's OIDC token when the cluster's issuer is configured.
+    oidc: OIDCVerifier | None = None
 
 
 class PerThreadInference:
@@ -78,8 +88,9 @@ class ProcessRuntime:
 
     Reads ``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY``,
     ``MINIO_SECURE``, ``MINIO_REGION``, ``MINIO_TIMEOUT_S`` (the store),
-    ``TRITON_URL``, ``TRITON_TIMEOUT_S``, ``TRITON_READY_WAIT_S`` (AI steps)
-    and ``KPIPE_MAX_PIXELS`` (image limit).
+    ``TRITON_URL``, ``TRITON_TIMEOUT_S``, ``TRITON_PROBE_TIMEOUT_S`` (AI
+    steps), ``KPIPE_MAX_PIXELS`` (image limit) and ``KPIPE_RETRY_FOR_S``
+    (how long retryable failures are redelivered).
     """
 
     def __init__(self, catalog: Catalog | None = None) -> None:
@@ -97,12 +108,21 @@ class ProcessRuntime:
 
         Raises:
             pydantic.ValidationError: An env var has an invalid value.
+            eventing.signing.BadKey: KPIPE_SIGNING_KEY or KPIPE_TRUSTED_KEYS is not valid.
+            RuntimeError: KPIPE_SIGNING_KEY is not set (the router would
+                refuse every answer), or no router key is trusted.
         """
         runtime = self._runtime
         if runtime is not None:
             return runtime
         with self._lock:
             if self._runtime is None:
+                signing = SigningSettings()
+                signer, trusted = signing.key(), signing.trusted()
+                if signer is None:
+                    raise RuntimeError("KPIPE_SIGNING_KEY is not set: parts sign their answers")
+                if not trusted.keys.get(Role.ROUTER):
+                    raise RuntimeError("KPIPE_TRUSTED_KEYS has no router key to check requests")
                 self._store = MinioStore(ObjectStoreSettings())
                 self._inference = PerThreadInference(InferenceSettings())
                 self._runtime = StepRuntime(
@@ -112,6 +132,10 @@ class ProcessRuntime:
                     inference=self._inference,
                     telemetry=self.telemetry,
                     metrics=self.metrics,
+                    delivery=DeliverySettings(),
+                    trusted=trusted,
+                    signer=signer,
+                    oidc=OIDCVerifier.from_settings(OIDCSettings()),
                 )
             return self._runtime
 

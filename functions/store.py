@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -104,24 +105,9 @@ class MinioStore:
             attempts: Retries of a failing request (see :func:`store_retry`).
             backoff_s: Base of the exponential backoff between retries.
         """
-        endpoint, secure = _split_endpoint(settings.endpoint, settings.secure)
-        self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=settings.timeout_s, read=settings.timeout_s),
-            retries=store_retry(attempts, backoff_s),
-            maxsize=16,
-            # The system CA store (SSL_CERT_FILE honoured) verifies https endpoints.
-            cert_reqs="CERT_REQUIRED",
-        )
-        self.endpoint = endpoint
-        # The region is given so minio never asks the server for it (one less call).
-        self._client = Minio(
-            endpoint,
-            access_key=settings.access_key,
-            secret_key=settings.secret_key,
-            secure=secure,
-            region=settings.region,
-            http_client=self._http,
-        )
+        self._http = http_pool(settings, attempts=attempts, backoff_s=backoff_s)
+        self.endpoint = split_endpoint(settings)[0]
+        self._client = minio_client(settings, self._http)
 
     def get(self, ref: ObjectRef) -> bytes:
         """The object's bytes. Raises ObjectMissing, StoreUnavailable or StoreRefused."""
@@ -210,7 +196,16 @@ class MinioStore:
             if status >= 500:
                 raise StoreUnavailable(f"{self.endpoint} failed on {ref}: {exc.code}") from exc
             raise StoreRefused(ref, f"{exc.code}: {exc.message}") from None
-        except (ServerError, InvalidResponseError) as exc:
+        except InvalidResponseError as exc:
+            # An S3 error whose Content-Type is not application/xml (rclone
+            # sends text/xml): the minio client does not read it, so read it here.
+            status, code = _invalid_response(exc)
+            if status == 404 or code in _MISSING_CODES:
+                raise ObjectMissing(ref) from None
+            if 400 <= status < 500:
+                raise StoreRefused(ref, code or f"HTTP {status}") from None
+            raise StoreUnavailable(f"{self.endpoint} failed on {ref}: {code or status}") from exc
+        except ServerError as exc:
             raise StoreUnavailable(f"{self.endpoint} failed on {ref}: {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise StoreUnavailable(f"{self.endpoint} unreachable for {ref}: {exc}") from exc
@@ -220,11 +215,83 @@ class MinioStore:
             raise StoreRefused(ref, str(exc)) from None
 
 
-def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
-    """Accept ``host:port`` as well as ``http(s)://host:port`` (minio wants the former)."""
+_ERROR_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+def _invalid_response(exc: InvalidResponseError) -> tuple[int, str | None]:
+    """The HTTP status and S3 error code of an answer minio could not parse."""
+    # Pickling's view of its fields is the only public one.
+    status, _content_type, body = exc.__reduce__()[1]  # type: ignore[no-untyped-call]
+    match = _ERROR_CODE.search(body or "")
+    return int(status or 0), match.group(1) if match else None
+
+
+def split_endpoint(settings: ObjectStoreSettings) -> tuple[str, bool]:
+    """``(host:port, secure)`` of ``MINIO_ENDPOINT``, which may carry ``http(s)://``.
+
+    Raises:
+        ValueError: the endpoint has no host.
+
+    Example:
+        >>> split_endpoint(ObjectStoreSettings(MINIO_ENDPOINT="https://s3.example:9000"))
+        ('s3.example:9000', True)
+    """
+    endpoint, secure = settings.endpoint, settings.secure
     parsed = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
     if parsed.scheme:
         secure = parsed.scheme == "https"
     if not parsed.netloc:
         raise ValueError(f"object store endpoint {endpoint!r} has no host")
     return parsed.netloc, secure
+
+
+def http_pool(
+    settings: ObjectStoreSettings,
+    *,
+    attempts: int = 3,
+    backoff_s: float = 0.25,
+    read_timeout_s: float | None = None,
+) -> urllib3.PoolManager:
+    """The connection pool of an S3 client: explicit timeouts and :func:`store_retry`.
+
+    Args:
+        settings: ``MINIO_TIMEOUT_S`` is the connect and (by default) the read timeout.
+        attempts: Retries of a failing request.
+        backoff_s: Base of the exponential backoff between retries.
+        read_timeout_s: A longer read timeout, for uploads of large files.
+    """
+    read_s = read_timeout_s if read_timeout_s is not None else settings.timeout_s
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=settings.timeout_s, read=read_s),
+        retries=store_retry(attempts, backoff_s),
+        maxsize=16,
+        # The system CA store (SSL_CERT_FILE honoured) verifies https endpoints.
+        cert_reqs="CERT_REQUIRED",
+    )
+
+
+def minio_client(settings: ObjectStoreSettings, http: urllib3.PoolManager | None = None) -> Minio:
+    """The one way kpipe builds an S3 client: parts, ``kpipe run``, ``kpipe models push``.
+
+    Args:
+        settings: ``MINIO_ENDPOINT`` (``host:port`` or ``http(s)://host:port``),
+            the keys, ``MINIO_SECURE``, ``MINIO_REGION`` and ``MINIO_TIMEOUT_S``.
+        http: The connection pool, when the caller owns (and closes) it;
+            by default :func:`http_pool` of ``settings``.
+
+    Returns:
+        A ``minio.Minio`` client; no request is sent yet.
+
+    Raises:
+        ValueError: the endpoint has no host.
+    """
+    endpoint, secure = split_endpoint(settings)
+    # The region is given so minio never asks the server for it (one less call).
+    return Minio(
+        endpoint,
+        access_key=settings.access_key,
+        secret_key=settings.secret_key,
+        secure=secure,
+        region=settings.region,
+        http_client=http if http is not None else http_pool(settings),
+    )

@@ -9,7 +9,7 @@ message, never by hand.
 Example:
     >>> from pathlib import Path
     >>> [m.name for m in read_repository(Path("triton/models"))]
-    ['text_detection', 'yolov8n']
+    ['face_detection', 'text_detection', 'text_recognition', 'yolov8n']
 """
 
 from __future__ import annotations

@@ -7,9 +7,13 @@ picture it saw, ``[x1, y1, x2, y2]``)::
      "count": 1,
      "image": {"width": 512, "height": 512}}
 
-Parts downstream (blur, annotate) collect the detections of every upstream
-step and rescale each box from its ``image`` size to the picture in hand, as
-a resize may have run in between.
+A detection may carry more: ``landmarks`` (detect_faces' CenterFace: five
+``[x, y]`` points, eyes, nose tip, mouth corners) and ``text`` (read_text).
+
+Parts downstream (blur, annotate, read_text) collect the detections of every
+upstream step and rescale each box from its ``image`` size to the picture in
+hand, as a resize may have run in between. The same box with the same label
+from two steps (detect_text's line and read_text's reading of it) counts once.
 """
 
 from __future__ import annotations
@@ -29,14 +33,23 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class Detection:
-    """One labelled box with its confidence (0..1)."""
+    """One labelled box with its confidence (0..1), and what else the detector read in it."""
 
     label: str
     score: float
     box: Box
+    # Five (x, y) points: eyes, nose tip, mouth corners (a face detector that gives them).
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    # The string read in the box (read_text).
+    text: str | None = None
 
     def to_data(self) -> JSON:
-        return {"label": self.label, "score": round(self.score, 4), "box": list(self.box)}
+        data: JSON = {"label": self.label, "score": round(self.score, 4), "box": list(self.box)}
+        if self.landmarks is not None:
+            data["landmarks"] = [list(point) for point in self.landmarks]
+        if self.text is not None:
+            data["text"] = self.text
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Detection:
@@ -71,6 +84,7 @@ def upstream_detections(
         The kept detections, boxes in the new picture's pixels.
     """
     kept: list[Detection] = []
+    seen: set[tuple[str, Box]] = set()
     for step_id, output in upstream.items():
         metadata = output.metadata
         raw = metadata.get("detections")
@@ -91,6 +105,10 @@ def upstream_detections(
                 continue
             x1, y1, x2, y2 = detection.box
             box = (x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y)
+            key = (detection.label, (round(box[0]), round(box[1]), round(box[2]), round(box[3])))
+            if key in seen:
+                continue
+            seen.add(key)
             kept.append(Detection(detection.label, detection.score, box))
     return kept
 

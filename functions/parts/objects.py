@@ -30,6 +30,7 @@ from functions.part import Group, Params, Part, PartResult, Picture, StepContext
 from functions.parts._boxes import Detection, detection_metadata
 from functions.parts._coco import COCO_LABELS
 from functions.parts._letterbox import Letterbox, as_box, rgb
+from functions.parts._nms import nms
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -79,34 +80,6 @@ def preprocess(pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], 
     box = Letterbox.fit(picture.shape[1], picture.shape[0], SIZE)
     canvas = box.apply(picture, _FILL).astype(np.float32) / 255.0
     return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None]), box
-
-
-def nms(
-    boxes: npt.NDArray[np.float64], scores: npt.NDArray[np.float64], iou: float
-) -> npt.NDArray[np.intp]:
-    """Greedy non-maximum suppression; indices of the kept boxes, best score first.
-
-    Args:
-        boxes: ``N x 4`` boxes ``x1, y1, x2, y2``.
-        scores: ``N`` scores.
-        iou: a box whose IoU with a kept, better box is above this is dropped.
-    """
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        inter_w = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(
-            boxes[best, 0], boxes[rest, 0]
-        )
-        inter_h = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(
-            boxes[best, 1], boxes[rest, 1]
-        )
-        inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
-        overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        order = rest[overlap <= iou]
-    return np.array(keep, dtype=np.intp)
 
 
 def decode(

@@ -3,38 +3,41 @@
 from __future__ import annotations
 
 import io
-import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
-from eventing.contract import ObjectRef, StepCall, StepRequest
+from eventing.contract import ObjectRef, PipelineContext, StepCall, StepRequest, run_prefix
+from eventing.s3server import S3Server
+from eventing.signing import Role, SigningKey, TrustedKeys
 from functions.catalog import Catalog
 from functions.runtime import StepRuntime
 from functions.store import MinioStore
 from kpipe.settings import ImageSettings, ObjectStoreSettings
 
 BUCKET = "uploads"
+# The run every request of these tests belongs to; outputs go under its prefix.
+PIPELINE, RUN = "p", "r1"
+CONTEXT = PipelineContext(PIPELINE, 1, RUN, "s0", "resize")
+# The router's key signs requests, the parts' key signs answers.
+ROUTER_KEY = SigningKey.generate("router-test")
+PARTS_KEY = SigningKey.generate("parts-test")
+TRUSTED = TrustedKeys.of({Role.ROUTER: [ROUTER_KEY], Role.PARTS: [PARTS_KEY]})
 
 
 @pytest.fixture
-def s3_endpoint(free_port: Callable[[], int]) -> Iterator[str]:
-    """``host:port`` of a fresh moto S3 server on loopback, with one empty bucket."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"127.0.0.1:{port}"
-    # moto keeps its buckets in process-wide state shared by every server it
-    # starts: reset it so each test begins with nothing stored.
-    reset = urllib.request.Request(f"http://{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(reset, timeout=5):
-        pass
-    Minio(endpoint, "test", "test", secure=False, region="us-east-1").make_bucket(BUCKET)
-    yield endpoint
-    server.stop()
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    """``host:port`` of the local object store's rclone, where the parts read and write.
+
+    A fresh one per test (its data in the test's folder), with one empty bucket.
+    """
+    with S3Server(
+        0, buckets=(BUCKET,), data_dir=tmp_path / "s3", credentials=("test", "test")
+    ) as s3:
+        yield s3.backend_endpoint
 
 
 @pytest.fixture
@@ -74,7 +77,9 @@ def upload(raw_s3: Minio) -> Callable[[str, bytes], ObjectRef]:
 
 @pytest.fixture
 def runtime(store: MinioStore) -> StepRuntime:
-    return StepRuntime(store=store, catalog=Catalog(), images=ImageSettings())
+    return StepRuntime(
+        store=store, catalog=Catalog(), images=ImageSettings(), trusted=TRUSTED, signer=PARTS_KEY
+    )
 
 
 @pytest.fixture
@@ -84,7 +89,7 @@ def make_request() -> Callable[..., StepRequest]:
     def build(
         source: ObjectRef,
         *calls: tuple[str, dict[str, Any]],
-        output_key: str = "runs/r1/out.jpg",
+        output_key: str = f"{run_prefix(PIPELINE, RUN)}out.jpg",
         final: bool = False,
     ) -> StepRequest:
         return StepRequest(

@@ -16,6 +16,7 @@ NAMES = [
     "convert",
     "detect_faces",
     "detect_text",
+    "read_text",
     "detect_objects",
     "blur",
     "blur_faces",
@@ -93,6 +94,7 @@ def test_validating_params_loads_neither_opencv_nor_onnx() -> None:
         "    catalog.get(name).schema()\n"
         "catalog.get('resize').parse_params({'max_side': 64})\n"
         "catalog.get('blur_faces').parse_params({'strength': 50})\n"
+        "catalog.get('read_text').parse_params({'min_confidence': 0.8})\n"
         "print(sorted(m for m in ('cv2', 'onnxruntime', 'tritonclient') if m in sys.modules))\n"
     )
     done = subprocess.run(

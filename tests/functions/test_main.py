@@ -1,4 +1,4 @@
-"""functions/main.py as functions-framework serves it: Flask test client and the CLI."""
+"""functions/main.py as functions-framework serves it: its ASGI app in-process, and the CLI."""
 
 from __future__ import annotations
 
@@ -11,27 +11,17 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import flask
-import functions_framework
 import pytest
 from minio import Minio
+from starlette.testclient import TestClient
 
-import functions
-from eventing.contract import Event, EventType, ObjectRef, PipelineContext, StepCall, StepRequest
+from eventing.contract import Event, EventType, ObjectRef, StepCall, StepRequest, run_prefix
 from eventing.http import from_http, to_http
+from functions.catalog import default_catalog
+from tests.functions.apps import MAIN, part_client
+from tests.functions.conftest import BUCKET, CONTEXT, PARTS_KEY, PIPELINE, ROUTER_KEY, RUN
 
-SOURCE_FILE = str(Path(functions.__file__).parent / "main.py")
-TARGETS = [
-    "resize",
-    "convert",
-    "detect_faces",
-    "detect_text",
-    "detect_objects",
-    "blur",
-    "blur_faces",
-    "annotate",
-]
-BUCKET = "uploads"
+OUT = run_prefix(PIPELINE, RUN)
 
 
 @pytest.fixture
@@ -44,9 +34,15 @@ def env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> str:
     return s3_endpoint
 
 
-def _app(target: str) -> flask.Flask:
-    app: flask.Flask = functions_framework.create_app(target=target, source=SOURCE_FILE)
-    return app
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parts' signing key and the router's public key, as `kpipe up` gives them."""
+    monkeypatch.setenv("KPIPE_SIGNING_KEY", PARTS_KEY.entry())
+    monkeypatch.setenv("KPIPE_TRUSTED_KEYS", f"router={ROUTER_KEY.public_entry()}")
+
+
+def _app(target: str) -> TestClient:
+    return part_client(target)
 
 
 def _delivery(
@@ -56,18 +52,19 @@ def _delivery(
         source=source,
         inputs=(source,),
         calls=(StepCall("s1", function, params),),
-        output=ObjectRef(BUCKET, f"runs/run-1/s1/{Path(source.key).name}"),
+        output=ObjectRef(BUCKET, f"{OUT}{Path(source.key).name}"),
     )
-    context = PipelineContext("anonymise", 3, "run-1", "s1", function)
-    return to_http(Event(EventType.STEP_REQUESTED, "/kpipe/router", request.to_data(), context))
+    context = CONTEXT.for_step("s1", function)
+    event = Event(EventType.STEP_REQUESTED, "/kpipe/router", request.to_data(), context)
+    return to_http(ROUTER_KEY.sign(event))
 
 
 @pytest.mark.parametrize(
     ("target", "params", "expected_key"),
     [
-        ("resize", {"max_side": 100}, "runs/run-1/s1/astronaut.jpg"),
-        ("blur_faces", {}, "runs/run-1/s1/astronaut.jpg"),
-        ("convert", {"format": "webp"}, "runs/run-1/s1/astronaut.webp"),
+        ("resize", {"max_side": 100}, f"{OUT}astronaut.jpg"),
+        ("blur_faces", {"model": "haar"}, f"{OUT}astronaut.jpg"),
+        ("convert", {"format": "webp"}, f"{OUT}astronaut.webp"),
     ],
 )
 def test_step_requested_gets_a_completed_cloudevent(
@@ -82,12 +79,12 @@ def test_step_requested_gets_a_completed_cloudevent(
     source = upload("photos/astronaut.jpg", astronaut_jpeg)
     etag = raw_s3.stat_object(BUCKET, source.key).etag
     headers, body = _delivery(target, source, params)
-    reply = _app(target).test_client().post("/", headers=headers, data=body)
+    reply = _app(target).post("/", headers=headers, content=body)
     assert reply.status_code == 200
     assert reply.headers["ce-type"] == "io.kpipe.step.completed"
     assert reply.headers["ce-source"] == f"/kpipe/functions/{target}"
-    assert reply.data != b"OK"
-    event = from_http(dict(reply.headers), reply.data)
+    assert reply.content != b"OK"
+    event = from_http(dict(reply.headers), reply.content)
     assert event.data["outputs"] == [{"bucket": BUCKET, "key": expected_key}]
     assert raw_s3.stat_object(BUCKET, expected_key).size > 0
     # The upload is never modified.
@@ -96,38 +93,34 @@ def test_step_requested_gets_a_completed_cloudevent(
 
 
 def test_malformed_event_gets_400(env: str) -> None:
-    reply = (
-        _app("resize")
-        .test_client()
-        .post("/", headers={"content-type": "application/json"}, data=b'{"hello": "world"}')
+    reply = _app("resize").post(
+        "/", headers={"content-type": "application/json"}, content=b'{"hello": "world"}'
     )
     assert reply.status_code == 400
-    assert reply.json is not None
-    assert reply.json["error"] == "malformed_event"
+    assert reply.json()["error"] == "malformed_event"
     assert "ce-type" not in reply.headers
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", default_catalog().names())
 def test_get_is_a_health_check(target: str) -> None:
-    reply = _app(target).test_client().get("/")
+    reply = _app(target).get("/")
     assert reply.status_code == 200
-    assert reply.json == {"function": target, "ready": True}
+    assert reply.json() == {"function": target, "ready": True}
 
 
 def test_other_methods_are_refused() -> None:
-    reply = _app("blur").test_client().delete("/")
+    reply = _app("blur").delete("/")
     assert reply.status_code == 405
-    assert reply.json is not None
+    assert reply.json()["error"] == "method_not_allowed"
 
 
 def test_bad_configuration_is_a_json_500(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIO_TIMEOUT_S", "soon")
     source = ObjectRef(BUCKET, "photos/cat.jpg")
     headers, body = _delivery("resize", source, {"width": 10})
-    reply = _app("resize").test_client().post("/", headers=headers, data=body)
+    reply = _app("resize").post("/", headers=headers, content=body)
     assert reply.status_code == 500
-    assert reply.json is not None
-    assert reply.json["error"] == "misconfigured"
+    assert reply.json()["error"] == "misconfigured"
 
 
 @pytest.mark.slow
@@ -138,9 +131,10 @@ def test_functions_framework_cli_serves_a_target(free_port: Callable[[], int]) -
         "-m",
         "functions_framework",
         "--source",
-        SOURCE_FILE,
+        MAIN,
         "--target",
         "detect_faces",
+        "--asgi",
         "--port",
         str(port),
         "--host",
@@ -169,16 +163,16 @@ def test_functions_framework_cli_serves_a_target(free_port: Callable[[], int]) -
 def test_metrics_count_steps_by_outcome(
     env: str, upload: Callable[[str, bytes], ObjectRef], astronaut_jpeg: bytes
 ) -> None:
-    app = _app("resize").test_client()
+    app = _app("resize")
     source = upload("photos/metrics.jpg", astronaut_jpeg)
     good = _delivery("resize", source, {"max_side": 64})
     bad = _delivery("resize", ObjectRef(BUCKET, "photos/missing.jpg"), {"max_side": 64})
     for headers, body in (good, bad):
-        assert app.post("/", headers=headers, data=body).status_code == 200
+        assert app.post("/", headers=headers, content=body).status_code == 200
     metrics = app.get("/metrics")
     assert metrics.status_code == 200
-    assert metrics.content_type.startswith("text/plain")
-    text = metrics.get_data(as_text=True)
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
     assert 'kpipe_events_in_total{function="resize"} 2.0' in text
     assert 'kpipe_events_out_total{function="resize",type="io.kpipe.step.completed"} 1.0' in text
     assert 'kpipe_step_failures_total{code="object_missing",function="resize"} 1.0' in text

@@ -51,7 +51,7 @@ def test_resize_writes_its_output(
     source = upload("in/astronaut.jpg", astronaut_jpeg)
     completed = run_request(make_request(source, ("resize", {"max_side": 128})), runtime)
     (output,) = completed.result.outputs
-    assert output == ObjectRef(BUCKET, "runs/r1/out.jpg")
+    assert output == ObjectRef(BUCKET, "p/_runs/r1/out.jpg")
     assert _image(raw_s3, output).size == (128, 128)
     assert completed.result.metadata["image"] == {"width": 128, "height": 128}
     assert completed.duration_ms > 0
@@ -68,7 +68,7 @@ def test_convert_changes_the_extension(
     source = upload("in/cat.jpg", _jpeg(cat))
     completed = run_request(make_request(source, ("convert", {"format": "png"})), runtime)
     (output,) = completed.result.outputs
-    assert output.key == "runs/r1/out.png"
+    assert output.key == "p/_runs/r1/out.png"
     assert raw_s3.stat_object(BUCKET, output.key).content_type == "image/png"
     assert _image(raw_s3, output).format == "PNG"
 
@@ -85,8 +85,8 @@ def test_redelivery_overwrites_the_same_key(
     first = run_request(request, runtime)
     second = run_request(replace(request, attempt=2), runtime)
     assert first.result.outputs == second.result.outputs
-    assert [o.object_name for o in raw_s3.list_objects(BUCKET, "runs/", recursive=True)] == [
-        "runs/r1/out.jpg"
+    assert [o.object_name for o in raw_s3.list_objects(BUCKET, "p/_runs/", recursive=True)] == [
+        "p/_runs/r1/out.jpg"
     ]
 
 
@@ -98,10 +98,11 @@ def test_detector_passes_its_input_through(
     astronaut_jpeg: bytes,
 ) -> None:
     source = upload("in/astronaut.jpg", astronaut_jpeg)
-    completed = run_request(make_request(source, ("detect_faces", {})), runtime)
+    # Haar: a detector on the CPU, so no Triton is needed to test the step SDK.
+    completed = run_request(make_request(source, ("detect_faces", {"model": "haar"})), runtime)
     assert completed.result.outputs == (source,)
     assert completed.result.metadata["count"] == 1
-    assert list(raw_s3.list_objects(BUCKET, "runs/", recursive=True)) == []
+    assert list(raw_s3.list_objects(BUCKET, "p/_runs/", recursive=True)) == []
 
 
 def test_final_detector_copies_its_input(
@@ -112,10 +113,12 @@ def test_final_detector_copies_its_input(
     astronaut_jpeg: bytes,
 ) -> None:
     source = upload("in/astronaut.jpeg", astronaut_jpeg)
-    request = make_request(source, ("detect_faces", {}), output_key="runs/r1/out.png", final=True)
+    request = make_request(
+        source, ("detect_faces", {"model": "haar"}), output_key="p/_runs/r1/out.png", final=True
+    )
     completed = run_request(request, runtime)
     (output,) = completed.result.outputs
-    assert output == ObjectRef(BUCKET, "runs/r1/out.jpeg")  # the input's extension
+    assert output == ObjectRef(BUCKET, "p/_runs/r1/out.jpeg")  # the input's extension
     assert raw_s3.get_object(BUCKET, output.key).read() == astronaut_jpeg
 
 
@@ -130,9 +133,9 @@ def test_fused_steps_run_in_memory(
     request = make_request(
         source,
         ("resize", {"max_side": 256}),
-        ("detect_faces", {"min_size": 12}),
+        ("detect_faces", {"model": "haar", "min_size": 12}),
         ("blur", {"labels": ["face"]}),
-        output_key="runs/r1/fused.jpg",
+        output_key="p/_runs/r1/fused.jpg",
     )
     completed = run_request(request, runtime)
     metadata = completed.result.metadata
@@ -140,11 +143,11 @@ def test_fused_steps_run_in_memory(
     assert set(metadata["steps"]) == {"s0", "s1", "s2"}
     (face,) = metadata["steps"]["s1"]["detections"]
     assert face["box"] == pytest.approx([88, 33, 136, 80], abs=3)  # in the resized picture
-    assert completed.result.outputs == (ObjectRef(BUCKET, "runs/r1/fused.jpg"),)
+    assert completed.result.outputs == (ObjectRef(BUCKET, "p/_runs/r1/fused.jpg"),)
     assert _image(raw_s3, completed.result.outputs[0]).size == (256, 256)
     # Only the group's output was written: no intermediate objects.
-    assert [o.object_name for o in raw_s3.list_objects(BUCKET, "runs/", recursive=True)] == [
-        "runs/r1/fused.jpg"
+    assert [o.object_name for o in raw_s3.list_objects(BUCKET, "p/_runs/", recursive=True)] == [
+        "p/_runs/r1/fused.jpg"
     ]
 
 

