@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -16,11 +17,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kpipe.client import ApiClient, ApiError
+
+if TYPE_CHECKING:
+    from kpipe.stack import StackConfig
 from kpipe.deploy.cli import deploy, models
 from kpipe.models import install_weights_command
 
@@ -29,7 +33,10 @@ _api_url = click.option(
     "--api", default=API_URL, envvar="KPIPE_API_URL", show_default=True, help="The kpipe REST API."
 )
 _token = click.option(
-    "--token", default=None, envvar="KPIPE_API_TOKEN", help="Bearer token for mutating calls."
+    "--token",
+    default=None,
+    envvar="KPIPE_API_TOKEN",
+    help="Bearer token (KPIPE_API_TOKEN); every call needs it when the server sets one.",
 )
 
 
@@ -40,6 +47,38 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # Each polled request is not news to a user; warnings and errors still show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _say_who_can_get_in(config: StackConfig, router_port: int) -> None:
+    """Tell the user, on start, whether the API needs a token; never open it beyond loopback.
+
+    Raises:
+        click.ClickException: KPIPE_HOST is not a loopback address and no token is set.
+    """
+    from router.settings import RouterSettings
+
+    if RouterSettings().api_token:
+        click.echo("kpipe: the API needs 'Authorization: Bearer $KPIPE_API_TOKEN' (⚙ Settings).")
+        return
+    if not _is_loopback(config.host):
+        raise click.ClickException(
+            f"refusing to listen on {config.host} without KPIPE_API_TOKEN: anyone who can reach "
+            "it could read every image and change every pipeline. Set KPIPE_API_TOKEN, or "
+            "listen on 127.0.0.1."
+        )
+    click.echo(
+        f"kpipe: KPIPE_API_TOKEN is not set, so reads and writes are open to anyone who can "
+        f"reach {config.url(router_port)}: every user and program on this machine can read every "
+        f"image, run and pipeline, and change them. Listening on {config.host} only. Set "
+        "KPIPE_API_TOKEN to require 'Authorization: Bearer <token>'."
+    )
 
 
 @main.command()
@@ -55,6 +94,14 @@ def main() -> None:
     "--router-port", type=int, envvar="KPIPE_ROUTER_PORT", default=8080, show_default=True
 )
 @click.option("--s3-port", type=int, envvar="KPIPE_S3_PORT", default=9000, show_default=True)
+@click.option(
+    "--s3-backend-port",
+    type=int,
+    envvar="KPIPE_S3_BACKEND_PORT",
+    default=9010,
+    show_default=True,
+    help="rclone's own S3 port, which the parts use.",
+)
 @click.option(
     "--triton-port", type=int, envvar="KPIPE_TRITON_HTTP_PORT", default=8000, show_default=True
 )
@@ -76,6 +123,7 @@ def up(
     home: Path,
     router_port: int,
     s3_port: int,
+    s3_backend_port: int,
     triton_port: int,
     broker_port: int,
     adapter_port: int,
@@ -89,11 +137,13 @@ def up(
         KPIPE_HOME=home,
         KPIPE_ROUTER_PORT=router_port,
         KPIPE_S3_PORT=s3_port,
+        KPIPE_S3_BACKEND_PORT=s3_backend_port,
         KPIPE_TRITON_HTTP_PORT=triton_port,
         KPIPE_BROKER_PORT=broker_port,
         KPIPE_ADAPTER_PORT=adapter_port,
         KPIPE_PARTS_PORT=parts_port,
     )
+    _say_who_can_get_in(config, router_port)
     config.home.mkdir(parents=True, exist_ok=True)
     specs = process_specs(config)
 
@@ -158,11 +208,17 @@ def apply(path: Path, api: str, token: str | None) -> None:
 @click.option("--source", default=None, help="bucket/key of the source object")
 @click.option("--limit", default=20, show_default=True)
 @_api_url
+@_token
 def runs(
-    pipeline: str | None, status: str | None, source: str | None, limit: int, api: str
+    pipeline: str | None,
+    status: str | None,
+    source: str | None,
+    limit: int,
+    api: str,
+    token: str | None,
 ) -> None:
     """List recent runs."""
-    with ApiClient(api) as client:
+    with ApiClient(api, token) as client:
         try:
             found = client.list_runs(pipeline=pipeline, status=status, source=source, limit=limit)
         except ApiError as exc:
@@ -224,12 +280,15 @@ def backfill(
 )
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait per image.")
 @_api_url
-def run_cmd(pipeline: str, images: tuple[Path, ...], timeout: float, api: str) -> None:
+@_token
+def run_cmd(
+    pipeline: str, images: tuple[Path, ...], timeout: float, api: str, token: str | None
+) -> None:
     """Upload local images to a pipeline's trigger bucket, wait, print the outputs."""
     from kpipe.uploads import upload
 
     failed = 0
-    with ApiClient(api) as client:
+    with ApiClient(api, token) as client:
         try:
             trigger = client.get_pipeline(pipeline)["spec"]["trigger"]
         except ApiError as exc:

@@ -2,7 +2,9 @@
 
 It is the one-machine twin of deploy/knative: the same functions-framework
 targets, the same event routing (one trigger per part filtering on
-``kpipefunction``, one set for the router) and the same env vars.
+``kpipefunction``, one set for the router) and the same env vars. The
+router's process hosts the local broker; the S3 server keeps its objects in
+``KPIPE_HOME/s3``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventing.broker.triggers import DeliverySpec, Trigger, write_config
 from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
+from eventing.signing import Role
 from functions.catalog import DEFAULT_MODULES
+from kpipe.keys import ensure_keys, ensure_webhook_token, trusted_keys_env
 from kpipe.supervisor import ProcessSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,9 +33,12 @@ class StackConfig(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
-    host: str = "127.0.0.1"
+    # Not HOST: shells export that name, and a stack must not listen on 0.0.0.0 by chance.
+    host: str = Field("127.0.0.1", validation_alias="KPIPE_HOST")
     router_port: int = Field(8080, validation_alias="KPIPE_ROUTER_PORT")
     s3_port: int = Field(9000, validation_alias="KPIPE_S3_PORT")
+    # rclone's own S3 endpoint: the parts read and write there, one hop shorter.
+    s3_backend_port: int = Field(9010, validation_alias="KPIPE_S3_BACKEND_PORT")
     triton_port: int = Field(8000, validation_alias="KPIPE_TRITON_HTTP_PORT")
     triton_grpc_port: int = Field(8001, validation_alias="KPIPE_TRITON_GRPC_PORT")
     triton_metrics_port: int = Field(8002, validation_alias="KPIPE_TRITON_METRICS_PORT")
@@ -45,8 +52,12 @@ class StackConfig(BaseSettings):
     notify_buckets: tuple[str, ...] = ("uploads",)
     access_key: str = Field("minioadmin", validation_alias="MINIO_ACCESS_KEY", repr=False)
     secret_key: str = Field("minioadmin", validation_alias="MINIO_SECRET_KEY", repr=False)
-    # Retry schedule of the local broker: 5 retries, 0.2 s doubling (about 6 s in all).
+    # Retry schedule of the local broker, exponential from 0.2 s: the router's
+    # triggers retry 5 times (about 12 s in all); the parts' 9 times (about
+    # 200 s, Knative's default), so a part's 503 while Triton is down is
+    # redelivered until KPIPE_RETRY_FOR_S has passed.
     retry: int = 5
+    part_retry: int = 9
     backoff_delay_s: float = 0.2
 
     def url(self, port: int, path: str = "") -> str:
@@ -76,6 +87,7 @@ def write_triggers(config: StackConfig, path: Path) -> None:
             name=f"part-{name.replace('_', '-')}",
             subscriber=config.url(config.part_port(name), "/"),
             attributes={"type": EventType.STEP_REQUESTED.value, EXT_FUNCTION: name},
+            delivery=DeliverySpec(retry=config.part_retry),
         )
         for name in PARTS
     ]
@@ -92,6 +104,9 @@ def common_env(config: StackConfig) -> dict[str, str]:
     """The env every component gets, as a ConfigMap and Secret would give it in a cluster."""
     return {
         "KPIPE_HOME": str(config.home.resolve()),
+        # Every role's public key: each receiver checks who signed what it gets.
+        "KPIPE_TRUSTED_KEYS": trusted_keys_env(ensure_keys(config.home)),
+        # The S3 front: uploads through it are fsynced and notified.
         "MINIO_ENDPOINT": f"{config.host}:{config.s3_port}",
         "MINIO_ACCESS_KEY": config.access_key,
         "MINIO_SECRET_KEY": config.secret_key,
@@ -102,9 +117,14 @@ def common_env(config: StackConfig) -> dict[str, str]:
 
 
 def process_specs(config: StackConfig) -> list[ProcessSpec]:
-    """Every process of the local stack, in start order."""
+    """Every process of the local stack, in start order.
+
+    Each process gets only its own role's signing key (made in
+    ``KPIPE_HOME/keys`` on the first start, see :mod:`kpipe.keys`).
+    """
     python = sys.executable
-    bin_dir = Path(python).parent
+    keys = ensure_keys(config.home)
+    webhook = {"KPIPE_WEBHOOK_TOKEN": ensure_webhook_token(config.home)}
     triggers = config.home.resolve() / "triggers.yaml"
     write_triggers(config, triggers)
     specs = [
@@ -118,12 +138,17 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 config.host,
                 "--port",
                 str(config.s3_port),
+                "--backend-port",
+                str(config.s3_backend_port),
+                "--data-dir",
+                str(config.home.resolve() / "s3"),
                 *[a for b in config.buckets for a in ("--bucket", b)],
                 *[a for b in config.notify_buckets for a in ("--notify-bucket", b)],
                 "--webhook",
                 config.url(config.adapter_port, "/"),
             ],
             config.url(config.s3_port, "/minio/health/live"),
+            env=webhook,
         ),
         ProcessSpec(
             "triton",
@@ -148,21 +173,6 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
             ready_timeout_s=180.0,
         ),
         ProcessSpec(
-            "broker",
-            [
-                python,
-                "-m",
-                "eventing.broker",
-                "--host",
-                config.host,
-                "--port",
-                str(config.broker_port),
-                "--config",
-                str(triggers),
-            ],
-            config.url(config.broker_port, "/healthz"),
-        ),
-        ProcessSpec(
             "adapter",
             [
                 python,
@@ -174,6 +184,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 str(config.adapter_port),
             ],
             config.url(config.adapter_port, "/healthz"),
+            env={**webhook, "KPIPE_SIGNING_KEY": keys[Role.ADAPTER].entry()},
         ),
     ]
     for name in PARTS:
@@ -181,20 +192,32 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
         specs.append(
             ProcessSpec(
                 name,
+                # functions-framework's own ASGI app, served by uvicorn in one
+                # process: no gunicorn arbiter to start, fork and keep in memory
+                # (`functions-framework --asgi` runs the same app under gunicorn).
                 [
-                    str(bin_dir / "functions-framework"),
-                    "--source",
-                    str(REPO / "functions/main.py"),
-                    "--target",
-                    name,
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "functions_framework.aio:app",
                     "--host",
                     config.host,
                     "--port",
                     str(port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
                 ],
                 config.url(port, "/"),
-                # Knative sets K_SERVICE to the service name; logs use it.
-                env={"K_SERVICE": name.replace("_", "-")},
+                env={
+                    "FUNCTION_SOURCE": str(REPO / "functions/main.py"),
+                    "FUNCTION_TARGET": name,
+                    # Knative sets K_SERVICE to the service name; logs use it.
+                    "K_SERVICE": name.replace("_", "-"),
+                    "KPIPE_SIGNING_KEY": keys[Role.PARTS].entry(),
+                    # Parts write outputs, which no one is notified of: straight to rclone.
+                    "MINIO_ENDPOINT": f"{config.host}:{config.s3_backend_port}",
+                },
             )
         )
     # The router's /healthz checks what the supervisor waits for, so it never
@@ -202,12 +225,21 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
     # is the server's /v2/health/ready, which is right only for a Triton that
     # loads its models before it serves).
     health = ",".join(f"{s.name}={s.ready_url}" for s in specs if s.name != "s3")
+    health += f",broker={config.url(config.broker_port, '/healthz')}"
     specs.append(
         ProcessSpec(
             "router",
             [python, "-m", "router", "--host", config.host, "--port", str(config.router_port)],
-            config.url(config.router_port, "/v1/functions"),
-            env={"KPIPE_HEALTH_URLS": health},
+            # Open with or without KPIPE_API_TOKEN.
+            config.url(config.router_port, "/openapi.json"),
+            env={
+                "KPIPE_HEALTH_URLS": health,
+                "KPIPE_SIGNING_KEY": keys[Role.ROUTER].entry(),
+                # The router's process runs the local broker (router/local_broker.py).
+                "KPIPE_BROKER_CONFIG": str(triggers),
+                "KPIPE_BROKER_HOST": config.host,
+                "KPIPE_BROKER_PORT": str(config.broker_port),
+            },
         )
     )
     return specs

@@ -131,6 +131,7 @@ def stack_env(home: Path, ports: dict[str, int]) -> dict[str, str]:
         "KPIPE_HOME": str(home),
         "KPIPE_ROUTER_PORT": str(ports["router"]),
         "KPIPE_S3_PORT": str(ports["s3"]),
+        "KPIPE_S3_BACKEND_PORT": str(ports["s3_backend"]),
         "KPIPE_TRITON_HTTP_PORT": str(ports["triton"]),
         "KPIPE_TRITON_GRPC_PORT": str(ports["triton"] + 1),
         "KPIPE_TRITON_METRICS_PORT": str(ports["triton"] + 2),
@@ -189,13 +190,14 @@ def stop_stack(stack: Stack) -> int:
 
 
 def ports_at(base: int) -> dict[str, int]:
-    """The stack's ports in a block of 20 from ``base`` (Triton takes 3, the parts 8)."""
+    """The stack's ports in a block of 20 from ``base`` (Triton takes 3, the parts 9)."""
     return {
         "router": base,
         "s3": base + 1,
         "broker": base + 2,
         "adapter": base + 3,
         "triton": base + 4,
+        "s3_backend": base + 7,
         "parts": base + 8,
     }
 

@@ -7,7 +7,8 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 # The whole local stack (`kpipe up`), shared with the end-to-end tests.
 from tests.e2e.conftest import REPO, stack, stack_ports  # noqa: F401
@@ -42,19 +43,34 @@ def pytest_runtest_makereport(
     return report
 
 
+def _playwrights_chromium(playwright: Playwright) -> Browser:
+    """Playwright's own headless Chromium; if it does not start, fail saying how to get it."""
+    try:
+        return playwright.chromium.launch(args=CHROMIUM_ARGS, headless=True)
+    except PlaywrightError as exc:
+        reason = exc.message.splitlines()[0]
+    pytest.fail(
+        f"{CHROMIUM} is missing and Playwright's own Chromium does not start "
+        "(`python -m playwright install --only-shell chromium` downloads it, "
+        "`python -m playwright install-deps chromium` installs the system libraries "
+        f"it needs): {reason}",
+        pytrace=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless; a missing browser fails the test (CI installs it)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
-            "(apt-get install -y chromium; .ci/run installs it)",
-            pytrace=False,
-        )
+    """Headless Chromium: Debian's where it is installed, else Playwright's own.
+
+    `make test` downloads Playwright's only where /usr/bin/chromium is missing.
+    """
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        if CHROMIUM.exists():
+            launched = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+        else:
+            launched = _playwrights_chromium(playwright)
         yield launched
         launched.close()
 
