@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every kpipe component in the cluster. The command picks it:
-#   part     functions-framework --source functions/main.py --target <part>
+#   part     functions-framework --source functions/main.py --target <part> --asgi
 #            (the default command; FUNCTION_TARGET=<part> works too)
 #   router   python -m router --host 0.0.0.0 --port 8080
 #   adapter  python -m eventing.adapter --host 0.0.0.0 --port 8080
@@ -39,4 +39,4 @@ COPY functions/main.py functions/main.py
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001
 EXPOSE 8080
-CMD ["functions-framework", "--source", "functions/main.py"]
+CMD ["functions-framework", "--source", "functions/main.py", "--asgi"]

@@ -5,7 +5,13 @@ Every object is sent as ``PATCH`` with ``application/apply-patch+yaml``,
 other managers, such as the SinkBinding webhook, keep theirs). Secrets are the
 exception: one that exists is left alone, and one that does not is created
 with every ``CHANGE_ME`` replaced by a random hex token, so no secret is ever
-committed or overwritten.
+committed or overwritten. A role's signing Secret (``kpipe-<role>-signing``)
+gets a fresh Ed25519 key instead, and the ConfigMap ``kpipe-trusted-keys``,
+when missing, is created trusting the signing Secrets' public keys; when it
+exists it is kept, and apply refuses, before changing anything, to go on with
+a signing key it does not trust. EventPolicies are applied last, and skipped
+(reported, not failed) while Knative's ``authentication-oidc`` feature is off:
+Knative's webhook refuses to create them until it is on.
 
 Example:
     >>> from kubernetes import config
@@ -15,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -22,11 +29,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kpipe.deploy.keys import (
+    SIGNING_KEY_ENV,
+    SIGNING_ROLES,
+    TRUSTED_KEYS_CONFIGMAP,
+    TRUSTED_KEYS_ENV,
+    RoleKey,
+    signing_secret_name,
+    trusted_entries,
+    trusted_keys_value,
+)
 from kpipe.deploy.render import Obj, sort_key
 from kpipe.errors import KpipeError
 
 PLACEHOLDER = "CHANGE_ME"
 FIELD_MANAGER = "kpipe"
+# What Knative's webhook says to an EventPolicy while authentication-oidc is off.
+OIDC_OFF = "oidc-authentication feature not enabled"
 
 # (apiVersion, kind) -> (plural, namespaced), for every kind the manifests use.
 KINDS: dict[tuple[str, str], tuple[str, bool]] = {
@@ -41,6 +60,7 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("serving.knative.dev/v1", "Service"): ("services", True),
     ("eventing.knative.dev/v1", "Broker"): ("brokers", True),
     ("eventing.knative.dev/v1", "Trigger"): ("triggers", True),
+    ("eventing.knative.dev/v1alpha1", "EventPolicy"): ("eventpolicies", True),
     ("sources.knative.dev/v1", "SinkBinding"): ("sinkbindings", True),
 }
 
@@ -51,14 +71,52 @@ class ApplyFailed(KpipeError, RuntimeError):
     def __init__(self, obj: Obj, status: int, message: str) -> None:
         super().__init__(f"{describe(obj)}: HTTP {status}: {message}")
         self.status = status
+        self.reason = message
+
+
+class UntrustedSigningKey(KpipeError, RuntimeError):
+    """A role's signing key that the existing ``kpipe-trusted-keys`` does not trust.
+
+    Applying would make every receiver refuse that role's events, so nothing
+    is applied.
+    """
+
+    code = "untrusted_signing_key"
+
+    def __init__(self, key: RoleKey, generated: bool) -> None:
+        secret = signing_secret_name(key.role)
+        if generated:
+            reason = (
+                f"{secret} is missing but {TRUSTED_KEYS_CONFIGMAP} exists, so a new "
+                f"{key.role} key would not be trusted. Create {secret} yourself with a key "
+                f"(`kpipe deploy signing-key {key.role}` prints one and its entry), add the "
+                f"entry to {TRUSTED_KEYS_ENV} and apply again"
+            )
+        else:
+            reason = (
+                f"{TRUSTED_KEYS_CONFIGMAP} does not trust the {key.role} key {key.key_id} "
+                f"in {secret}: add `{key.trusted_entry()}` to {TRUSTED_KEYS_ENV}, roll the "
+                "receivers and apply again"
+            )
+        super().__init__(
+            f"{reason} (deploy/README.md, 'Rotating a signing key'). Nothing was applied."
+        )
+        self.role = key.role
+        self.key_id = key.key_id
+        self.generated = generated
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What apply did to one object: ``applied``, ``created`` or ``kept`` (a Secret)."""
+    """What apply did to one object.
+
+    ``applied``; ``created`` or ``kept`` for what apply generates; ``skipped``
+    for an EventPolicy the cluster does not take yet (``detail`` says why).
+    """
 
     name: str
     action: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +154,60 @@ def fill_placeholders(secret: Obj, token: Callable[[], str] = lambda: secrets.to
     return {**secret, "stringData": data}
 
 
+def generate(objs: Iterable[Obj], lookup: Callable[[Obj], Obj | None]) -> dict[str, Obj | None]:
+    """What apply creates of the objects it never overwrites: every Secret and the trusted keys.
+
+    Args:
+        objs: rendered objects.
+        lookup: the live object of a rendered one, or None when it does not exist
+            (``lambda o: None`` for a first install).
+
+    Returns:
+        By :func:`describe` name: the object to create, placeholders filled
+        (random hex, or a fresh Ed25519 key in a signing Secret, or the
+        public keys of the signing Secrets in the trusted keys), or None
+        for one that exists and is kept.
+
+    Raises:
+        UntrustedSigningKey: the trusted keys exist and do not trust a role's key.
+        BadSigningKey: an existing signing Secret holds no valid key.
+    """
+    ordered = list(objs)
+    out: dict[str, Obj | None] = {}
+    keys: dict[str, RoleKey] = {}
+    new: set[str] = set()
+    for obj in ordered:
+        if (obj["apiVersion"], obj["kind"]) != ("v1", "Secret"):
+            continue
+        role = _signing_role(obj)
+        live = lookup(obj)
+        if live is not None:
+            out[describe(obj)] = None
+            if role is not None:
+                keys[role] = RoleKey.parse(role, _secret_value(live, SIGNING_KEY_ENV))
+        elif role is not None:
+            keys[role] = RoleKey.generate(role)
+            new.add(role)
+            data = {**obj.get("stringData", {}), SIGNING_KEY_ENV: keys[role].env_value()}
+            out[describe(obj)] = {**obj, "stringData": data}
+        else:
+            out[describe(obj)] = fill_placeholders(obj)
+    for obj in ordered:
+        if not _is_trusted_keys(obj):
+            continue
+        live = lookup(obj)
+        if live is None:
+            value = trusted_keys_value(keys[r] for r in SIGNING_ROLES if r in keys)
+            out[describe(obj)] = {**obj, "data": {**obj.get("data", {}), TRUSTED_KEYS_ENV: value}}
+            continue
+        out[describe(obj)] = None
+        trusted = trusted_entries((live.get("data") or {}).get(TRUSTED_KEYS_ENV, ""))
+        for role in SIGNING_ROLES:
+            if role in keys and keys[role].trusted_entry() not in trusted:
+                raise UntrustedSigningKey(keys[role], generated=role in new)
+    return out
+
+
 class Applier:
     """Server-side applies objects through a kubernetes ``ApiClient``.
 
@@ -120,19 +232,25 @@ class Applier:
 
         Raises:
             ApplyFailed: the server refused an object.
+            UntrustedSigningKey: the trusted keys exist and do not trust a role's
+                signing key (raised before anything is applied).
+            BadSigningKey: an existing signing Secret holds no valid key.
         """
         ordered = sorted(objs, key=sort_key)
+        generated = generate(ordered, lambda o: self._request("GET", o, expect_missing=True))
         namespaces = sorted({o["metadata"].get("namespace") for o in ordered} - {None})
         done = [self._apply(_namespace(n), dry_run) for n in namespaces]
         for obj in ordered:
-            if obj["kind"] == "Secret" and obj["apiVersion"] == "v1":
-                if self._request("GET", obj, expect_missing=True) is not None:
-                    done.append(Applied(describe(obj), "kept"))
-                    continue
-                self._apply(fill_placeholders(obj), dry_run)
-                done.append(Applied(describe(obj), "created"))
-            else:
+            name = describe(obj)
+            if obj["kind"] == "EventPolicy":
+                done.append(self._apply_policy(obj, dry_run))
+            elif name not in generated:
                 done.append(self._apply(obj, dry_run))
+            elif (filled := generated[name]) is None:
+                done.append(Applied(name, "kept"))
+            else:
+                self._apply(filled, dry_run)
+                done.append(Applied(name, "created"))
         return done
 
     def readiness(self, objs: Iterable[Obj]) -> list[Readiness]:
@@ -147,6 +265,18 @@ class Applier:
             if all(r.ready for r in report) or time.monotonic() >= deadline:
                 return report
             time.sleep(poll_s)
+
+    def _apply_policy(self, obj: Obj, dry_run: bool) -> Applied:
+        try:
+            return self._apply(obj, dry_run)
+        except ApplyFailed as exc:
+            if exc.status == 404:
+                why = "no EventPolicy kind here (Knative Eventing older than 1.15)"
+            elif OIDC_OFF in exc.reason:
+                why = "authentication-oidc is off; apply again once it is on"
+            else:
+                raise
+            return Applied(describe(obj), "skipped", why)
 
     def _apply(self, obj: Obj, dry_run: bool) -> Applied:
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
@@ -182,6 +312,25 @@ class Applier:
             raise ApplyFailed(obj, response.status, _message(response.data))
         result: Obj = json.loads(response.data or b"{}")
         return result
+
+
+def _signing_role(secret: Obj) -> str | None:
+    name = secret["metadata"]["name"]
+    return next((r for r in SIGNING_ROLES if signing_secret_name(r) == name), None)
+
+
+def _is_trusted_keys(obj: Obj) -> bool:
+    return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"]) == (
+        "v1",
+        "ConfigMap",
+        TRUSTED_KEYS_CONFIGMAP,
+    )
+
+
+def _secret_value(secret: Obj, key: str) -> str:
+    """One value of a Secret as the API server returns it (base64 under ``data``)."""
+    encoded = (secret.get("data") or {}).get(key, "")
+    return base64.b64decode(encoded).decode()
 
 
 def _namespace(name: str) -> Obj:

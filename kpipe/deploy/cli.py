@@ -6,6 +6,8 @@ The kubernetes and minio clients are imported inside the commands, so
 Example:
     $ kpipe deploy render --overlay gpu > kpipe.yaml
     $ kpipe deploy apply --overlay dev --wait 600
+    $ kpipe deploy secrets --overlay gpu | kubeseal -o yaml > secrets.yaml
+    $ kpipe deploy signing-key parts > parts.key
     $ kpipe models push --cpu
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from kpipe.deploy.keys import SIGNING_ROLES, RoleKey
 from kpipe.deploy.render import OVERLAYS, overlay_dir, render, to_yaml
 
 _overlay = click.option(
@@ -61,12 +64,14 @@ def apply_cmd(
 ) -> None:
     """Server-side apply the manifests, then report what is ready.
 
-    Secrets that do not exist yet are created with random values; existing
-    ones are never changed.
+    Secrets that do not exist yet are created with random values (a fresh
+    Ed25519 key in each signing Secret), and kpipe-trusted-keys, when missing,
+    with their public keys; existing ones are never changed.
     """
     from kubernetes import config
 
-    from kpipe.deploy.apply import Applier, ApplyFailed
+    from kpipe.deploy.apply import Applier, ApplyFailed, UntrustedSigningKey, describe
+    from kpipe.deploy.keys import BadSigningKey
 
     if overlay == "base" and namespace is None:
         raise click.UsageError("the base has no namespace: pass --namespace")
@@ -76,17 +81,51 @@ def apply_cmd(
     with api:
         applier = Applier(api)
         try:
-            for done in applier.apply(objs, dry_run=dry_run):
-                click.echo(f"{done.action:<8} {done.name}")
-        except ApplyFailed as exc:
+            applied = applier.apply(objs, dry_run=dry_run)
+        except (ApplyFailed, UntrustedSigningKey, BadSigningKey) as exc:
             raise click.ClickException(str(exc)) from None
+        for done in applied:
+            click.echo(
+                f"{done.action:<8} {done.name}" + (f"  ({done.detail})" if done.detail else "")
+            )
         if dry_run:
             return
-        report = applier.wait(objs, wait_s)
+        skipped = {d.name for d in applied if d.action == "skipped"}
+        report = applier.wait([o for o in objs if describe(o) not in skipped], wait_s)
     for row in report:
         click.echo(f"{'ready' if row.ready else 'waiting':<8} {row.name}  {row.detail}")
     if wait_s and not all(r.ready for r in report):
         sys.exit(1)
+
+
+@deploy.command("secrets")
+@_overlay
+@click.option("--namespace", default=None, help="Override the overlay's namespace.")
+def secrets_cmd(overlay: str, namespace: str | None) -> None:
+    """Print every Secret, and kpipe-trusted-keys, with fresh values, as YAML.
+
+    What `apply` would create on a first install, for tools that apply the
+    manifests themselves (kubectl, Argo CD, sealed secrets): create these
+    first, once. They hold private keys; do not commit them unencrypted.
+    """
+    from kpipe.deploy.apply import generate
+
+    objs = render(overlay_dir(overlay), namespace)
+    created = [o for o in generate(objs, lambda _: None).values() if o is not None]
+    click.echo(to_yaml(created), nl=False)
+
+
+@deploy.command("signing-key")
+@click.argument("role", type=click.Choice(SIGNING_ROLES))
+def signing_key_cmd(role: str) -> None:
+    """Print a new signing key for ROLE, and its entry for KPIPE_TRUSTED_KEYS.
+
+    Two shell assignments, KPIPE_SIGNING_KEY (secret) and TRUSTED_ENTRY
+    (public), for a rotation (deploy/README.md, "Rotating a signing key").
+    """
+    key = RoleKey.generate(role)
+    click.echo(f"KPIPE_SIGNING_KEY={key.env_value()}")
+    click.echo(f"TRUSTED_ENTRY={key.trusted_entry()}")
 
 
 @click.group()

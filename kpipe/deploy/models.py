@@ -8,7 +8,7 @@ the cluster. With ``cpu=True`` every ``KIND_GPU`` instance group in a
 
 Example:
     $ kubectl -n kpipe port-forward svc/minio 9000 &
-    $ MINIO_ENDPOINT=127.0.0.1:9000 MINIO_ACCESS_KEY=kpipe MINIO_SECRET_KEY=... \\
+    $ MINIO_ENDPOINT=127.0.0.1:9000 MINIO_ACCESS_KEY=kpipe-root MINIO_SECRET_KEY=... \\
         kpipe models push --cpu
 """
 
@@ -52,7 +52,7 @@ class Pushed:
 
 
 def client_from_settings(settings: ObjectStoreSettings) -> Minio:
-    """A ``minio`` client with the parts' timeouts and retry policy.
+    """kpipe's S3 client (:func:`functions.store.minio_client`), with time for large files.
 
     Args:
         settings: the object store (``MINIO_ENDPOINT`` ...).
@@ -60,26 +60,10 @@ def client_from_settings(settings: ObjectStoreSettings) -> Minio:
     Returns:
         The client (no request is sent yet).
     """
-    import urllib3
-    from minio import Minio
+    from functions.store import http_pool, minio_client
 
-    from functions.store import store_retry
-
-    endpoint = settings.endpoint.split("://", 1)[-1]
-    secure = settings.endpoint.startswith("https://") or settings.secure
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=settings.timeout_s, read=settings.timeout_s * 6),
-        retries=store_retry(),
-        cert_reqs="CERT_REQUIRED",
-    )
-    return Minio(
-        endpoint,
-        access_key=settings.access_key,
-        secret_key=settings.secret_key,
-        secure=secure,
-        region=settings.region,
-        http_client=http,
-    )
+    # Model files run to hundreds of MB: give the store time to take each part.
+    return minio_client(settings, http_pool(settings, read_timeout_s=settings.timeout_s * 6))
 
 
 def model_files(repository: Path) -> dict[str, list[Path]]:

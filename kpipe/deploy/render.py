@@ -2,8 +2,10 @@
 
 Supported kustomization fields: ``resources`` (files and directories),
 ``patches`` (``path`` or inline ``patch``; the target is the patch's own kind
-and name), ``images`` and ``namespace``. Anything else is refused instead of
-being silently ignored. Patches merge maps recursively; for built-in kinds,
+and name), ``configMapGenerator`` (``files`` only, with
+``options.disableNameSuffixHash: true`` and optional ``options.labels``),
+``images`` and ``namespace``. Anything else is refused instead of being
+silently ignored. Patches merge maps recursively; for built-in kinds,
 lists with a strategic-merge key (containers and env by ``name``, ...) merge
 by that key, as kustomize does with the Kubernetes schema; for custom
 resources (Knative) lists are replaced, as kustomize does without a schema.
@@ -31,7 +33,15 @@ Obj = dict[str, Any]
 KNATIVE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "knative"
 OVERLAYS = ("dev", "gpu")
 
-_SUPPORTED = {"apiVersion", "kind", "resources", "patches", "images", "namespace"}
+_SUPPORTED = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "patches",
+    "configMapGenerator",
+    "images",
+    "namespace",
+}
 _CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
 # Built-in API groups: kustomize knows their schema and merges lists by key.
 _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "networking.k8s.io", "rbac.authorization.k8s.io"}
@@ -60,6 +70,8 @@ KIND_ORDER = (
     "Service.serving.knative.dev",
     "Trigger",
     "SinkBinding",
+    # Last: Knative refuses them while authentication-oidc is off (apply skips them).
+    "EventPolicy",
 )
 
 
@@ -126,6 +138,7 @@ def _build(directory: Path) -> list[Obj]:
     for entry in spec.get("resources", []):
         target = (directory / entry).resolve()
         objs += _build(target) if target.is_dir() else _load(target)
+    objs += [_generate_configmap(path, directory, g) for g in spec.get("configMapGenerator", [])]
     for patch in spec.get("patches", []):
         _apply_patch(objs, _patch_body(path, directory, patch), path)
     for image in spec.get("images", []):
@@ -137,6 +150,33 @@ def _build(directory: Path) -> list[Obj]:
 
 def _load(path: Path) -> list[Obj]:
     return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def _generate_configmap(path: Path, directory: Path, generator: Obj) -> Obj:
+    """A ConfigMap from files, as kustomize's configMapGenerator makes it (no name hash).
+
+    A name hash would need every reference to the ConfigMap rewritten, which
+    this renderer does not do, so a generator without
+    ``disableNameSuffixHash: true`` is refused.
+    """
+    if set(generator) - {"name", "files", "options"}:
+        raise UnsupportedKustomization(path, f"configMapGenerator fields {sorted(generator)}")
+    options = generator.get("options", {})
+    if set(options) - {"disableNameSuffixHash", "labels"}:
+        raise UnsupportedKustomization(path, f"configMapGenerator options {sorted(options)}")
+    if options.get("disableNameSuffixHash") is not True:
+        raise UnsupportedKustomization(path, "configMapGenerator needs disableNameSuffixHash")
+    data = {}
+    for entry in generator.get("files", []):
+        key, _, source = entry.rpartition("=")
+        file = (directory / source).resolve()
+        if not file.is_relative_to(directory):
+            raise UnsupportedKustomization(path, f"{source} is outside {directory}")
+        data[key or file.name] = file.read_text(encoding="utf-8")
+    metadata: Obj = {"name": generator["name"]}
+    if options.get("labels"):
+        metadata["labels"] = dict(options["labels"])
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
 def _patch_body(path: Path, directory: Path, patch: Obj) -> Obj:

@@ -23,6 +23,7 @@ CRD_FILES = {
     ("eventing.knative.dev/v1", "Broker"): "eventing/broker.yaml",
     ("eventing.knative.dev/v1", "Trigger"): "eventing/trigger.yaml",
     ("sources.knative.dev/v1", "SinkBinding"): "eventing/sinkbindings.yaml",
+    ("eventing.knative.dev/v1alpha1", "EventPolicy"): "eventing/eventpolicy.yaml",
 }
 _ROOT_FIELDS = {"apiVersion", "kind", "metadata"}  # ObjectMeta: checked by the API server itself
 

@@ -7,7 +7,9 @@ builds and how it reads readiness, not what a real cluster does with them.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,22 +17,43 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import kubernetes
 import pytest
+import yaml
+from click.testing import CliRunner
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kpipe.deploy.apply import Applier, ApplyFailed, fill_placeholders
+from kpipe.deploy.apply import (
+    Applier,
+    ApplyFailed,
+    UntrustedSigningKey,
+    fill_placeholders,
+    generate,
+)
+from kpipe.deploy.cli import deploy
+from kpipe.deploy.keys import BadSigningKey, RoleKey
 from kpipe.deploy.render import overlay_dir, render
 
-kubernetes = pytest.importorskip("kubernetes")
+NS = "/api/v1/namespaces/kpipe"
+TRUSTED = f"{NS}/configmaps/kpipe-trusted-keys"
 
 
 @dataclass
 class FakeApiServer:
-    """Stores PATCHed objects by path; GET answers them (with ``status``) or 404."""
+    """Stores PATCHed objects by path; GET answers them (with ``status``) or 404.
+
+    As the API server does, it stores a Secret's ``stringData`` base64-encoded
+    under ``data``.
+    """
 
     objects: dict[str, Any] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     refuse: str | None = None
+    # (status, message) the server answers every EventPolicy with, as Knative's
+    # webhook does while authentication-oidc is off.
+    refuse_policies: tuple[int, str] | None = None
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -63,10 +86,30 @@ class FakeApiServer:
                 if fake.refuse and parts.path.endswith(fake.refuse):
                     self._answer(422, {"message": "spec.template: field is immutable"})
                     return
-                fake.objects[parts.path] = json.loads(body)
+                if fake.refuse_policies and "/eventpolicies/" in parts.path:
+                    code, message = fake.refuse_policies
+                    self._answer(code, {"message": message})
+                    return
+                fake.objects[parts.path] = _as_stored(json.loads(body))
                 self._answer(200, fake.objects[parts.path])
 
         return Handler
+
+
+def _as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj.get("kind") != "Secret" or "stringData" not in obj:
+        return obj
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in obj["stringData"].items()}
+    return {**{k: v for k, v in obj.items() if k != "stringData"}, "data": data}
+
+
+def secret(values: dict[str, str]) -> dict[str, Any]:
+    """A Secret as the API server returns it."""
+    return _as_stored({"kind": "Secret", "stringData": values})
+
+
+def secret_values(stored: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in stored["data"].items()}
 
 
 @pytest.fixture
@@ -102,22 +145,70 @@ def test_apply_server_side_applies_everything_in_order(fake_api: tuple[FakeApiSe
         < paths.index("/apis/eventing.knative.dev/v1/namespaces/kpipe/triggers/part-resize")
     )
     assert len(done) == len(objs) + 1
+    # EventPolicies last: a cluster that refuses them has everything else.
+    policies = [i for i, p in enumerate(paths) if "/eventpolicies/" in p]
+    assert policies == list(range(len(paths) - len(policies), len(paths)))
+
+
+OIDC_OFF = (
+    'admission webhook "validation.webhook.eventing.knative.dev" denied the request: '
+    "validation failed: oidc-authentication feature not enabled"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        pytest.param((400, OIDC_OFF), "authentication-oidc is off", id="oidc-off"),
+        pytest.param(
+            (404, "the server could not find the requested resource"), "1.15", id="no-crd"
+        ),
+    ],
+)
+def test_eventpolicies_the_cluster_does_not_take_yet_are_skipped(
+    fake_api: tuple[FakeApiServer, Any], answer: tuple[int, str], detail: str
+) -> None:
+    fake, api = fake_api
+    fake.refuse_policies = answer
+    objs = render(overlay_dir("dev"))
+    done = Applier(api).apply(objs)
+    skipped = {d.name for d in done if d.action == "skipped"}
+    assert skipped == {
+        f"eventpolicy.eventing.knative.dev/{o['metadata']['name']}"
+        for o in objs
+        if o["kind"] == "EventPolicy"
+    }
+    assert all(detail in d.detail for d in done if d.action == "skipped")
+    assert "/apis/sources.knative.dev/v1/namespaces/kpipe/sinkbindings/adapter-sink" in fake.objects
+
+
+def test_any_other_refusal_of_an_eventpolicy_fails(fake_api: tuple[FakeApiServer, Any]) -> None:
+    fake, api = fake_api
+    fake.refuse_policies = (
+        400,
+        "validation failed: '*' is only allowed as suffix: spec.from[0].sub",
+    )
+    with pytest.raises(ApplyFailed, match="only allowed as suffix"):
+        Applier(api).apply(render(overlay_dir("dev")))
 
 
 def test_missing_secrets_are_created_with_random_values_and_existing_ones_kept(
     fake_api: tuple[FakeApiServer, Any],
 ) -> None:
     fake, api = fake_api
-    kept = "/api/v1/namespaces/kpipe/secrets/kpipe-api"
-    fake.objects[kept] = {"stringData": {"KPIPE_API_TOKEN": "mine"}}
+    kept = f"{NS}/secrets/kpipe-api"
+    fake.objects[kept] = secret({"KPIPE_API_TOKEN": "mine"})
     done = {d.name: d.action for d in Applier(api).apply(render(overlay_dir("dev")))}
     assert done["secret/kpipe-api"] == "kept"
     assert done["secret/kpipe-webhook"] == "created"
-    assert fake.objects[kept] == {"stringData": {"KPIPE_API_TOKEN": "mine"}}
-    created = fake.objects["/api/v1/namespaces/kpipe/secrets/kpipe-object-store"]["stringData"]
-    assert created["MINIO_ACCESS_KEY"] == "kpipe"
+    assert fake.objects[kept] == secret({"KPIPE_API_TOKEN": "mine"})
+    created = secret_values(fake.objects[f"{NS}/secrets/kpipe-parts-store"])
+    assert created["MINIO_ACCESS_KEY"] == "kpipe-parts"
     assert len(created["MINIO_SECRET_KEY"]) == 48
+    root = secret_values(fake.objects[f"{NS}/secrets/kpipe-minio-root"])
+    assert root["MINIO_ROOT_PASSWORD"] not in {created["MINIO_SECRET_KEY"], "CHANGE_ME"}
     assert "CHANGE_ME" not in json.dumps(fake.objects)
+    assert "Q0hBTkdFX01F" not in json.dumps(fake.objects)  # base64 of CHANGE_ME
 
 
 def test_dry_run_asks_the_server_to_persist_nothing(fake_api: tuple[FakeApiServer, Any]) -> None:
@@ -161,3 +252,179 @@ def test_readiness_reads_each_kinds_status(fake_api: tuple[FakeApiServer, Any]) 
 def test_fill_placeholders_only_replaces_change_me() -> None:
     secret = {"stringData": {"A": "CHANGE_ME", "B": "kept"}}
     assert fill_placeholders(secret, lambda: "t0k") == {"stringData": {"A": "t0k", "B": "kept"}}
+
+
+# -- signing keys ----------------------------------------------------------------
+
+ROLES = ("router", "parts", "adapter")
+
+
+def _signing_key(fake: FakeApiServer, role: str) -> RoleKey:
+    stored = secret_values(fake.objects[f"{NS}/secrets/kpipe-{role}-signing"])
+    return RoleKey.parse(role, stored["KPIPE_SIGNING_KEY"])
+
+
+def _trusted(fake: FakeApiServer) -> set[str]:
+    return set(fake.objects[TRUSTED]["data"]["KPIPE_TRUSTED_KEYS"].split(","))
+
+
+def test_a_first_apply_generates_a_key_per_role_and_trusts_exactly_them(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    fake, api = fake_api
+    done = {d.name: d.action for d in Applier(api).apply(render(overlay_dir("dev")))}
+    assert {done[f"secret/kpipe-{r}-signing"] for r in ROLES} == {"created"}
+    assert done["configmap/kpipe-trusted-keys"] == "created"
+    keys = {r: _signing_key(fake, r) for r in ROLES}
+    assert _trusted(fake) == {k.trusted_entry() for k in keys.values()}
+    assert len({k.env_value() for k in keys.values()}) == 3
+
+
+def test_a_generated_key_signs_and_its_trusted_entry_verifies(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    """The formats of design-round.md, checked with the raw Ed25519 operations."""
+    fake, api = fake_api
+    Applier(api).apply(render(overlay_dir("dev")))
+    key = _signing_key(fake, "parts")
+    entry = next(e for e in _trusted(fake) if e.startswith("parts="))
+    role, _, rest = entry.partition("=")
+    key_id, _, public_b64 = rest.partition(":")
+    assert (role, key_id) == ("parts", key.key_id)
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64))
+    signature = key.key.private.sign(b"step.completed")
+    public.verify(signature, b"step.completed")
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, b"step.failed")
+
+
+def test_existing_keys_are_kept_and_a_second_apply_changes_nothing(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    fake, api = fake_api
+    objs = render(overlay_dir("dev"))
+    Applier(api).apply(objs)
+    before = {r: _signing_key(fake, r) for r in ROLES}
+    trusted_before = fake.objects[TRUSTED]
+    done = {d.name: d.action for d in Applier(api).apply(objs)}
+    assert {done[f"secret/kpipe-{r}-signing"] for r in ROLES} == {"kept"}
+    assert done["configmap/kpipe-trusted-keys"] == "kept"
+    assert {r: _signing_key(fake, r) for r in ROLES} == before
+    assert fake.objects[TRUSTED] is trusted_before
+
+
+def test_trusted_keys_are_built_from_existing_signing_secrets(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    """Secrets made by hand (GitOps) are kept, and the trusted keys trust them."""
+    fake, api = fake_api
+    mine = RoleKey.generate("router")
+    fake.objects[f"{NS}/secrets/kpipe-router-signing"] = secret(
+        {"KPIPE_SIGNING_KEY": mine.env_value()}
+    )
+    Applier(api).apply(render(overlay_dir("dev")))
+    assert _signing_key(fake, "router") == mine
+    assert mine.trusted_entry() in _trusted(fake)
+
+
+def test_a_rotation_in_progress_is_accepted(fake_api: tuple[FakeApiServer, Any]) -> None:
+    """Old and new key both trusted, the signer switched to the new one: apply goes on."""
+    fake, api = fake_api
+    objs = render(overlay_dir("dev"))
+    Applier(api).apply(objs)
+    old = _signing_key(fake, "parts")
+    new = RoleKey.generate("parts")
+    value = fake.objects[TRUSTED]["data"]["KPIPE_TRUSTED_KEYS"] + "," + new.trusted_entry()
+    fake.objects[TRUSTED] = {"data": {"KPIPE_TRUSTED_KEYS": value}}
+    fake.objects[f"{NS}/secrets/kpipe-parts-signing"] = secret(
+        {"KPIPE_SIGNING_KEY": new.env_value()}
+    )
+    Applier(api).apply(objs)
+    assert _signing_key(fake, "parts") == new
+    assert {old.trusted_entry(), new.trusted_entry()} <= _trusted(fake)
+
+
+def test_a_signing_key_the_trusted_keys_do_not_trust_stops_apply_before_anything(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    fake, api = fake_api
+    objs = render(overlay_dir("dev"))
+    Applier(api).apply(objs)
+    switched = RoleKey.generate("parts")  # switched without adding its public key first
+    fake.objects[f"{NS}/secrets/kpipe-parts-signing"] = secret(
+        {"KPIPE_SIGNING_KEY": switched.env_value()}
+    )
+    fake.requests.clear()
+    with pytest.raises(UntrustedSigningKey, match=re.escape(switched.trusted_entry())) as refused:
+        Applier(api).apply(objs)
+    assert not refused.value.generated
+    assert [r for r in fake.requests if r[0] == "PATCH"] == []
+
+
+def test_a_missing_signing_secret_is_not_generated_when_nothing_would_trust_it(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    fake, api = fake_api
+    objs = render(overlay_dir("dev"))
+    Applier(api).apply(objs)
+    del fake.objects[f"{NS}/secrets/kpipe-adapter-signing"]
+    fake.requests.clear()
+    with pytest.raises(UntrustedSigningKey, match="kpipe-adapter-signing is missing") as refused:
+        Applier(api).apply(objs)
+    assert refused.value.generated
+    assert [r for r in fake.requests if r[0] == "PATCH"] == []
+    assert f"{NS}/secrets/kpipe-adapter-signing" not in fake.objects
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("CHANGE_ME", id="placeholder"),
+        pytest.param("k1:" + base64.b64encode(b"short").decode(), id="not-32-bytes"),
+        pytest.param("k1:not base64!", id="not-base64"),
+        pytest.param(":" + base64.b64encode(bytes(32)).decode(), id="no-key-id"),
+    ],
+)
+def test_a_malformed_existing_signing_secret_is_reported(
+    fake_api: tuple[FakeApiServer, Any], value: str
+) -> None:
+    fake, api = fake_api
+    fake.objects[f"{NS}/secrets/kpipe-router-signing"] = secret({"KPIPE_SIGNING_KEY": value})
+    with pytest.raises(BadSigningKey, match="router signing key is malformed"):
+        Applier(api).apply(render(overlay_dir("dev")))
+
+
+def test_generate_without_a_cluster_fills_everything() -> None:
+    objs = render(overlay_dir("gpu"))
+    created = generate(objs, lambda _: None)
+    assert all(o is not None for o in created.values())
+    assert "CHANGE_ME" not in json.dumps(list(created.values()))
+    assert set(created) == {
+        *(f"secret/{o['metadata']['name']}" for o in objs if o["kind"] == "Secret"),
+        "configmap/kpipe-trusted-keys",
+    }
+
+
+def test_cli_secrets_prints_what_a_first_apply_creates() -> None:
+    result = CliRunner().invoke(deploy, ["secrets", "--overlay", "dev", "--namespace", "vision"])
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.output) if d]
+    assert {d["metadata"]["namespace"] for d in docs} == {"vision"}
+    signing = {
+        d["metadata"]["name"]: RoleKey.parse(
+            d["metadata"]["name"].split("-")[1], d["stringData"]["KPIPE_SIGNING_KEY"]
+        )
+        for d in docs
+        if d["metadata"]["name"].endswith("-signing")
+    }
+    trusted = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["KPIPE_TRUSTED_KEYS"]
+    assert set(trusted.split(",")) == {k.trusted_entry() for k in signing.values()}
+
+
+def test_cli_signing_key_prints_a_key_and_its_trusted_entry() -> None:
+    result = CliRunner().invoke(deploy, ["signing-key", "parts"])
+    assert result.exit_code == 0, result.output
+    assigned = dict(line.split("=", 1) for line in result.output.splitlines())
+    key = RoleKey.parse("parts", assigned["KPIPE_SIGNING_KEY"])
+    assert assigned["TRUSTED_ENTRY"] == key.trusted_entry()

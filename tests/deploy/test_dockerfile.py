@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kpipe.deploy.parts import part_objects
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
 
@@ -36,6 +38,16 @@ def test_every_copied_path_exists_and_no_weights_are_copied() -> None:
 
 
 def test_the_default_command_serves_the_parts_source_the_manifests_name() -> None:
-    assert 'CMD ["functions-framework", "--source", "functions/main.py"]' in DOCKERFILE
-    parts = (REPO_ROOT / "deploy" / "knative" / "base" / "parts.yaml").read_text()
-    assert "args: [--source, functions/main.py, --target, $(FUNCTION_TARGET)]" in parts
+    assert 'CMD ["functions-framework", "--source", "functions/main.py", "--asgi"]' in DOCKERFILE
+    services = [o for o in part_objects() if o["kind"] == "Service"]
+    assert services
+    for service in services:
+        (container,) = service["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["functions-framework"]
+        assert container["args"] == [
+            "--source",
+            "functions/main.py",
+            "--target",
+            "$(FUNCTION_TARGET)",
+            "--asgi",
+        ]

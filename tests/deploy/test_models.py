@@ -43,12 +43,10 @@ def test_push_lands_every_model_file_under_its_model(s3: S3Server, repository: P
     client = _client(s3)
     pushed = push_models(client, repository)
     keys = sorted(o.object_name for o in client.list_objects("models", recursive=True))
-    assert keys == [
-        "text_detection/1/model.onnx",
-        "text_detection/config.pbtxt",
-        "yolov8n/config.pbtxt",
-        "yolov8n/labels.txt",
-    ]
+    configs = [f"{c.parent.name}/config.pbtxt" for c in repository.glob("*/config.pbtxt")]
+    assert len(configs) >= 4  # every model of triton/models, not a fixed list
+    # The partial download is left out; models without weights still land their config.
+    assert keys == sorted([*configs, "text_detection/1/model.onnx", "yolov8n/labels.txt"])
     assert sorted(p.key for p in pushed) == keys
     body = client.get_object("models", "text_detection/1/model.onnx").read()
     assert body == b"\x08\x07onnx"

@@ -23,7 +23,7 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str | None, str]:
 def test_render_agrees_with_kubectl_kustomize(overlay: str) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl is not installed")
+        pytest.fail("kubectl (with kustomize) is needed to check the renderer against it")
     out = subprocess.run(
         [kubectl, "kustomize", str(overlay_dir(overlay))],
         check=True,
@@ -66,8 +66,22 @@ def test_overlays_differ_only_where_they_say() -> None:
     ("kustomization", "reason"),
     [
         (
-            "resources: [a.yaml]\nconfigMapGenerator: []\n",
-            "unsupported fields ['configMapGenerator']",
+            "resources: [a.yaml]\nsecretGenerator: []\n",
+            "unsupported fields ['secretGenerator']",
+        ),
+        (
+            "configMapGenerator: [{name: p, files: [p.json]}]\n",
+            "needs disableNameSuffixHash",
+        ),
+        (
+            "configMapGenerator: [{name: p, literals: [a=b],"
+            " options: {disableNameSuffixHash: true}}]\n",
+            "configMapGenerator fields",
+        ),
+        (
+            "configMapGenerator: [{name: p, files: [../p.json],"
+            " options: {disableNameSuffixHash: true}}]\n",
+            "is outside",
         ),
         (
             "resources: [a.yaml]\npatches: [{path: p.yaml, target: {kind: X}}]\n",
@@ -113,3 +127,28 @@ def test_strategic_merge_merges_containers_by_name(tmp_path: Path) -> None:
         {"name": "a", "image": "x:1"},
         {"name": "b", "image": "y:1", "args": ["--v"]},
     ]
+
+
+def test_config_map_generator_reads_files_as_kustomize_does(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "configMapGenerator:\n"
+        "  - name: policies\n"
+        "    files: [p/a.json, renamed.json=p/b.json]\n"
+        "    options:\n"
+        "      disableNameSuffixHash: true\n"
+        "      labels: {app.kubernetes.io/part-of: kpipe}\n"
+    )
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "a.json").write_text('{\n  "a": 1\n}\n')
+    (tmp_path / "p" / "b.json").write_text('{"b": 2}')
+    [out] = render(tmp_path, namespace="ns")
+    assert out == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "policies",
+            "labels": {"app.kubernetes.io/part-of": "kpipe"},
+            "namespace": "ns",
+        },
+        "data": {"a.json": '{\n  "a": 1\n}\n', "renamed.json": '{"b": 2}'},
+    }

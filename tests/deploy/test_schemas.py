@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from kpipe.deploy.render import overlay_dir, render
@@ -40,7 +41,6 @@ def test_knative_object_matches_its_crd(obj: dict[str, Any], crds_dir: Path) -> 
 
 @pytest.mark.parametrize("obj", CORE)
 def test_core_object_matches_the_kubernetes_schema(obj: dict[str, Any]) -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     # strict: additionalProperties false, so a typo'd field fails here too.
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
@@ -74,6 +74,18 @@ def _typo_delivery_field(o: dict[str, Any]) -> None:
     o["spec"]["delivery"]["deadLetterSinks"] = o["spec"]["delivery"].pop("deadLetterSink")
 
 
+def _typo_subscriber_audience(o: dict[str, Any]) -> None:
+    o["spec"]["subscriber"]["audiance"] = o["spec"]["subscriber"].pop("audience")
+
+
+def _typo_eventpolicy_from(o: dict[str, Any]) -> None:
+    o["spec"]["form"] = o["spec"].pop("from")
+
+
+def _eventpolicy_ref_misplaced(o: dict[str, Any]) -> None:
+    o["spec"]["from"][0]["name"] = o["spec"]["from"][0]["ref"].pop("name")
+
+
 @pytest.mark.parametrize(
     ("kind", "name", "mutate", "expected"),
     [
@@ -105,6 +117,27 @@ def _typo_delivery_field(o: dict[str, Any]) -> None:
             UnknownField("spec.delivery.deadLetterSinks", pruned=False),
             id="broker-delivery-typo",
         ),
+        pytest.param(
+            "Trigger",
+            "part-resize",
+            _typo_subscriber_audience,
+            UnknownField("spec.subscriber.audiance", pruned=True),
+            id="trigger-audience-typo",
+        ),
+        pytest.param(
+            "EventPolicy",
+            "part-resize",
+            _typo_eventpolicy_from,
+            UnknownField("spec.form", pruned=True),
+            id="eventpolicy-from-typo",
+        ),
+        pytest.param(
+            "EventPolicy",
+            "router-events",
+            _eventpolicy_ref_misplaced,
+            UnknownField("spec.from[0].name", pruned=True),
+            id="eventpolicy-name-outside-ref",
+        ),
     ],
 )
 def test_unknown_fields_are_caught(
@@ -130,7 +163,6 @@ def test_trigger_filters_of_the_wrong_shape_fail_the_schema(crds_dir: Path) -> N
 
 
 def test_a_typo_in_a_core_kind_fails_strict_validation() -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     obj = _first("Deployment", "triton")
     obj["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
