@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 def _free_port() -> int:
@@ -41,6 +41,25 @@ def encode(pixels: npt.NDArray[np.uint8], fmt: str = "JPEG", **save: object) -> 
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format=fmt, **save)
     return buf.getvalue()
+
+
+def rendered_text(
+    lines: list[str], background: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[np.uint8]:
+    """``lines`` printed with Pillow's bundled font, 900 px wide.
+
+    Dark on white, or on a light label over a real photo (``background``).
+    """
+    font = ImageFont.load_default(size=36)
+    if background is None:
+        image = Image.new("RGB", (900, 120 + 80 * len(lines)), "white")
+    else:
+        image = Image.fromarray(background).resize((900, 120 + 80 * len(lines)))
+        ImageDraw.Draw(image).rectangle((40, 40, 860, 60 + 80 * len(lines)), fill=(235, 230, 220))
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((70, 60 + 80 * i), line, fill=(20, 20, 30), font=font)
+    return np.asarray(image, dtype=np.uint8).copy()
 
 
 @pytest.fixture(scope="session")

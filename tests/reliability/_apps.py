@@ -5,22 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import flask
-import functions_framework
 from fastapi.testclient import TestClient
 
-import functions
-from eventing.sink import Backoff, HttpBrokerClient
+from eventing.signing import Role
+from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
+from kpipe.retry import Backoff
 from kpipe.stack import PARTS
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices
 from router.settings import RouterSettings
 from router.store import Store
+from tests.functions.apps import part_client
+from tests.router.apps import KEYS, TRUSTED
 
-MAIN = str(Path(functions.__file__).parent / "main.py")
 TARGETS = PARTS
+__all__ = ["PART_ENV", "TARGETS", "part_client", "router_client", "router_services"]
+# What a part process gets from `kpipe up` (or its Secret): its key and the router's.
+PART_ENV = {
+    "KPIPE_SIGNING_KEY": KEYS[Role.PARTS].entry(),
+    "KPIPE_TRUSTED_KEYS": f"router={KEYS[Role.ROUTER].public_entry()}",
+}
 
 
 def router_services(
@@ -40,14 +46,10 @@ def router_services(
         catalog=catalog,
         health=HealthChecker({"database": store.ping}),
         sink=sink,
+        trusted=TRUSTED,
+        signer=KEYS[Role.ROUTER],
     )
 
 
 def router_client(home: Path, catalog: Catalog, **settings: Any) -> TestClient:
     return TestClient(create_app(router_services(home, catalog, **settings)))
-
-
-def part_app(target: str) -> flask.Flask:
-    """A part as functions-framework serves it."""
-    app: flask.Flask = functions_framework.create_app(target=target, source=MAIN)
-    return app

@@ -31,9 +31,10 @@ from eventing.contract import (
 )
 from eventing.http import from_http, to_http
 from eventing.s3server import S3Server
+from eventing.signing import Role
 from functions.catalog import Catalog
+from functions.delivery import handle_http
 from functions.runtime import StepRuntime
-from functions.step import handle_http
 from functions.store import MinioStore
 from kpipe.settings import ImageSettings, ObjectStoreSettings
 from router.api import create_app
@@ -41,6 +42,7 @@ from router.state import RunStatus
 from tests.eventing.conftest import Subscriber
 from tests.reliability._apps import router_services
 from tests.reliability._images import noise_jpeg
+from tests.router.apps import KEYS, TRUSTED, signed
 
 SPEC: dict[str, Any] = {
     "name": "two-steps",
@@ -56,8 +58,8 @@ OBJECT = ObjectCreated("uploads", "in/a.jpg", 10, "etag-a", "image/jpeg")
 
 
 def _post(client: TestClient, event: Event) -> Event | None:
-    """Deliver ``event`` to the router; its reply event, if any."""
-    headers, body = to_http(event)
+    """Deliver ``event`` to the router, signed as its sender signs it; its reply, if any."""
+    headers, body = to_http(signed(event))
     response = client.post("/events", headers=headers, content=body)
     assert response.status_code in (200, 202), response.text
     return from_http(dict(response.headers), response.content) if response.content else None
@@ -164,17 +166,17 @@ def s3_port(free_port: Callable[[], int]) -> int:
 
 
 @pytest.fixture
-def s3_down_then_up(s3_port: int) -> Iterator[Callable[[], S3Server]]:
+def s3_down_then_up(s3_port: int, tmp_path: Path) -> Iterator[Callable[[], S3Server]]:
     """Stores ``SOURCE`` and stops the object store; the callable brings it back, same port."""
     servers: list[S3Server] = []
-    first = S3Server(port=s3_port, buckets=("uploads", "processed"))
+    first = S3Server(port=s3_port, buckets=("uploads", "processed"), data_dir=tmp_path)
     first.start()
     with MinioStore(ObjectStoreSettings(MINIO_ENDPOINT=first.endpoint)) as store:
         store.put(SOURCE, noise_jpeg(), "image/jpeg")
-    first.stop()  # moto keeps its objects in the process: they are there when it is back
+    first.stop()  # its objects are on disk: they are there when it is back
 
     def bring_up() -> S3Server:
-        server = S3Server(port=s3_port, buckets=("uploads", "processed"))
+        server = S3Server(port=s3_port, buckets=("uploads", "processed"), data_dir=tmp_path)
         server.start()
         servers.append(server)
         return server
@@ -196,7 +198,14 @@ def test_a_store_briefly_down_is_retried_and_no_output_is_lost(
         {"MINIO_ENDPOINT": f"127.0.0.1:{s3_port}", "MINIO_TIMEOUT_S": 2}
     )
     with MinioStore(settings, attempts=0, backoff_s=0.01) as store:
-        part = _Part(StepRuntime(store=store, catalog=Catalog(), images=ImageSettings()))
+        runtime = StepRuntime(
+            store=store,
+            catalog=Catalog(),
+            images=ImageSettings(),
+            trusted=TRUSTED,
+            signer=KEYS[Role.PARTS],
+        )
+        part = _Part(runtime)
         router = subscriber((202, b"", {}))
         delivery = DeliverySpec(retry=8, backoff_policy="exponential", backoff_delay_s=0.05)
         config = BrokerConfig(
@@ -217,7 +226,7 @@ def test_a_store_briefly_down_is_retried_and_no_output_is_lost(
         )
         context = PipelineContext("p", 1, "run-down", "small", "resize")
         event = Event(EventType.STEP_REQUESTED, "/router", request.to_data(), context=context)
-        headers, body = to_http(event)
+        headers, body = to_http(signed(event))
         assert httpx.post(broker, headers=headers, content=body).status_code == 202
         wait_for(lambda: part.statuses[:2] == [503, 503])  # down: redelivery asked for
         server = s3_down_then_up()

@@ -1,4 +1,5 @@
-"""Property tests: the spec validator, the event and notification parsers, output keys."""
+"""Property tests: conditions, the spec validator, the event and notification parsers, the
+event contract and output keys. Each takes any input and fails only with its own error."""
 
 from __future__ import annotations
 
@@ -8,59 +9,52 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from eventing.contract import Event, EventType, ObjectCreated, ObjectRef
+from eventing.contract import (
+    Event,
+    EventType,
+    ObjectCreated,
+    ObjectRef,
+    RunFinished,
+    StepCall,
+    StepCompleted,
+    StepFailed,
+    StepOutput,
+    StepRequest,
+)
 from eventing.errors import MalformedEvent, MalformedNotification
-from eventing.http import from_http, to_http
+from eventing.http import from_http, parse_cloudevent, to_http
 from eventing.notifications import notification_for, parse_notification
-from functions.catalog import Catalog
 from functions.step import output_ref
 from router import keys
+from router.conditions import BadCondition, compile_condition
 from router.errors import SpecInvalid
 from router.spec import NAME_PATTERN, STEP_ID_PATTERN
 from router.validation import find_problems, validate_spec
+from tests.reliability._strategies import CATALOG, cel_texts, json_values, payload_fields, specs
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-CATALOG = Catalog()
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=20,
+metadata = st.dictionaries(
+    st.sampled_from(["a", "b", "faces", "x", "e", "a-b", "int"]),
+    st.dictionaries(st.sampled_from(["count", "labels", "detections", "x", "e"]), json_values)
+    | json_values,
+    max_size=4,
 )
-functions = st.sampled_from([*CATALOG.names(), "nope", "http://169.254.169.254/", ""])
-step_ids = st.sampled_from(["a", "b", "c", "A", "", "a b"]) | st.text(max_size=5)
-steps = st.fixed_dictionaries(
-    {"id": step_ids, "function": functions},
-    optional={
-        "params": st.dictionaries(
-            st.sampled_from(["width", "max_side", "format", "labels", "x"]), json_values, max_size=3
-        ),
-        "after": st.lists(step_ids, max_size=3) | json_values,
-        "when": st.sampled_from(["a.count > 0", "b.labels contains 'face'", "((", "x"])
-        | json_values,
-        "fuse": st.booleans() | json_values,
-    },
-)
-specs = st.fixed_dictionaries(
-    {},
-    optional={
-        "name": st.sampled_from(["p", "Bad", ""]) | json_values,
-        "trigger": st.fixed_dictionaries(
-            {"bucket": st.sampled_from(["uploads", "processed", "X"])},
-            optional={"prefix": st.text(max_size=5)},
-        )
-        | json_values,
-        "output": st.fixed_dictionaries({"bucket": st.sampled_from(["uploads", "processed"])})
-        | json_values,
-        "steps": st.lists(steps, max_size=5) | json_values,
-        "fuse": st.booleans() | json_values,
-    },
-)
+
+
+@FUZZ
+@given(text=cel_texts, upstream=metadata)
+def test_a_condition_compiles_or_says_why_and_evaluates_to_a_bool(
+    text: str, upstream: dict[str, Any]
+) -> None:
+    try:
+        condition = compile_condition(text)
+    except BadCondition:
+        return
+    assert condition.evaluate(upstream) in (True, False)
 
 
 @FUZZ
@@ -119,6 +113,66 @@ def test_from_http_raises_only_malformed_event(headers: dict[str, str], body: by
     except MalformedEvent:
         return
     assert isinstance(event, Event)
+
+
+@FUZZ
+@given(
+    headers=st.dictionaries(header_names | st.text(max_size=20), header_values, max_size=10),
+    body=bodies,
+)
+def test_parse_cloudevent_raises_only_malformed_event(headers: dict[str, str], body: bytes) -> None:
+    with contextlib.suppress(MalformedEvent):
+        parse_cloudevent(headers, body)
+
+
+# The fields each payload reads.
+FIELDS: dict[type, tuple[str, ...]] = {
+    ObjectRef: ("bucket", "key"),
+    ObjectCreated: ("bucket", "key", "size", "etag", "content_type", "version_id", "sequencer"),
+    StepOutput: ("outputs", "metadata"),
+    StepCall: ("id", "function", "params"),
+    StepRequest: ("source", "inputs", "calls", "output", "final", "upstream", "attempt"),
+    StepCompleted: ("outputs", "metadata", "duration_ms"),
+    StepFailed: ("code", "message", "retryable"),
+    RunFinished: ("run", "pipeline", "version", "status", "source", "outputs", "error"),
+}
+_anything = json_values | st.lists(json_values, max_size=2) | st.integers()
+REMOVED = object()
+
+
+KINDS = [
+    ObjectRef,
+    ObjectCreated,
+    StepOutput,
+    StepCall,
+    StepRequest,  # found here: a call that is not a map (was an AttributeError)
+    StepCompleted,
+    StepFailed,
+    RunFinished,  # found here: outputs that is not a list, e.g. 0 (was a TypeError)
+]
+
+
+# Unshrunk: the payloads are small enough to read, and the known crashes xfail sooner.
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: getattr(kind, "__name__", ""))
+@settings(FUZZ, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(draw=st.data())
+def test_the_contract_reads_any_mapping_or_raises_malformed_event(
+    kind: Any, draw: st.DataObject
+) -> None:
+    # A good payload with one of its fields replaced by anything at all (a number where a
+    # list belongs, a list where a map belongs...) or removed, and perhaps another.
+    names = st.sampled_from(FIELDS[kind])
+    data = draw.draw(st.fixed_dictionaries(payload_fields))
+    for name in draw.draw(st.lists(names, min_size=1, max_size=2)):
+        value = draw.draw(st.none().map(lambda _: REMOVED) | _anything)
+        data[name] = value
+        if value is REMOVED:
+            del data[name]
+    try:
+        parsed = kind.from_data(data)
+    except MalformedEvent:
+        return
+    assert isinstance(parsed, kind)
 
 
 record = st.fixed_dictionaries(

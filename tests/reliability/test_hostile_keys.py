@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from eventing.contract import ObjectCreated
 from eventing.http import to_http
+from eventing.signing import Role
+from kpipe.keys import ensure_keys
 from tests.e2e.conftest import Stack
 from tests.reliability._images import noise_jpeg
 from tests.reliability._stack import broker_url, one_step
@@ -66,33 +71,34 @@ def test_hostile_keys_run_and_their_outputs_stay_under_the_pipeline(
     assert stack.read("uploads", key) == data
 
 
-def test_a_key_with_dot_dot_segments_fails_its_run_and_writes_nothing(
+def test_a_key_with_dot_dot_segments_is_refused_and_starts_nothing(
     keys_pipeline: Stack,
 ) -> None:
-    # Valid in S3, but the minio client (and many proxies) will not address a
-    # path with a ".." segment: the run fails naming the object, nothing escapes.
+    # Valid in S3, but the local store keeps objects as files: it refuses a
+    # key with a ".." segment (400), so nothing is stored, notified or run.
     key = "keys/../../../etc/passwd.jpg"
-    boto3.client(
+    s3 = boto3.client(
         "s3",
         endpoint_url=f"http://{keys_pipeline.s3_endpoint}",
         aws_access_key_id="minioadmin",
         aws_secret_access_key="minioadmin",
         region_name="us-east-1",
-    ).put_object(Bucket="uploads", Key=key, Body=noise_jpeg())
-    run = keys_pipeline.wait_run(PIPELINE, key)
-    assert run["status"] == "failed", run
-    assert run["error"]["code"] == "store_refused"
-    assert f"uploads/{key}" in run["error"]["message"]
-    assert run["outputs"] == []
+    )
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket="uploads", Key=key, Body=noise_jpeg())
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    time.sleep(1)  # room for a (wrong) notification and run
+    assert keys_pipeline.runs_of(PIPELINE, key) == []
     names = keys_pipeline.minio().list_objects("processed", recursive=True)
     assert all(o.object_name and ".." not in o.object_name for o in names)
 
 
 def test_an_object_deleted_before_its_run_fails_it_as_missing(keys_pipeline: Stack) -> None:
-    # The notification arrives, but the object is already gone: send the
-    # object.created event straight to the broker for a key never stored.
+    # The notification arrives, but the object is already gone: the adapter's
+    # object.created (signed with its key, from KPIPE_HOME/keys) for a key never stored.
     ghost = ObjectCreated("uploads", "missing/ghost.jpg", 1234, "etag-ghost", "image/jpeg")
-    headers, body = to_http(ghost.to_event("/kpipe/s3/uploads"))
+    adapter = ensure_keys(keys_pipeline.home)[Role.ADAPTER]
+    headers, body = to_http(adapter.sign(ghost.to_event("/kpipe/s3/uploads")))
     accepted = httpx.post(
         broker_url(keys_pipeline, "/default/default"), headers=headers, content=body
     )
