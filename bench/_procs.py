@@ -70,10 +70,29 @@ def argv(pid: int) -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def component(args: list[str]) -> str:
-    """The stack component a ``kpipe up`` child runs, from its command line."""
+def function_target(pid: int) -> str | None:
+    """The part a process serves: its ``FUNCTION_TARGET`` (None if it has none or exited)."""
+    try:
+        raw = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    for entry in raw.split(b"\0"):
+        if entry.startswith(b"FUNCTION_TARGET="):
+            return entry.split(b"=", 1)[1].decode(errors="replace")
+    return None
+
+
+def component(args: list[str], pid: int | None = None) -> str:
+    """The stack component a ``kpipe up`` child runs, from its command line.
+
+    A part (``uvicorn functions_framework.aio:app``) is named by its
+    ``FUNCTION_TARGET``, read from ``pid``'s environment; a part started as
+    ``functions-framework --target <part>`` by its command line.
+    """
     if "--target" in args:
         return args[args.index("--target") + 1]
+    if pid is not None and (target := function_target(pid)):
+        return target
     if "-m" in args:
         module = args[args.index("-m") + 1]
         names = {
@@ -94,7 +113,7 @@ def owner(root: int, pid: int) -> str:
     chain = [pid]
     while (parent := _ppid(chain[-1])) not in (None, root, 0, 1):
         chain.append(parent)
-    return component(argv(chain[-1]))
+    return component(argv(chain[-1]), chain[-1])
 
 
 @dataclass
@@ -166,6 +185,73 @@ def cpu_s(pid: int) -> float:
     fields = stat.rsplit(")", 1)[1].split()
     # After the command name: state is field 3, so utime (14) and stime (15) are [11], [12].
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the threads of ``pid`` have waited for a CPU while runnable (schedstat).
+
+    The second field of ``/proc/<pid>/task/<tid>/schedstat``, summed over the
+    threads alive now; 0 once the process has exited.
+    """
+    total_ns = 0
+    try:
+        tasks = list((_PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total_ns += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total_ns / 1e9
+
+
+def label(root: int, pid: int) -> str:
+    """:func:`owner`, with the program's name added for a helper that is not Python.
+
+    So ``rclone`` under the S3 server reads ``s3/rclone`` and Triton's server
+    ``triton/tritonserver``; a part's worker stays its part's name.
+    """
+    name = owner(root, pid)
+    args = argv(pid)
+    program = os.path.basename(args[0]) if args else ""
+    if pid == root or not program or program.startswith("python"):
+        return name
+    return f"{name}/{program}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU used and time spent waiting for a CPU, in seconds."""
+
+    cpu_s: float = 0.0
+    wait_s: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_s + other.cpu_s, self.wait_s + other.wait_s)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_s - other.cpu_s, self.wait_s - other.wait_s)
+
+
+def usage(pid: int) -> Usage:
+    """CPU and run-queue wait of one process so far."""
+    return Usage(cpu_s(pid), runqueue_wait_s(pid))
+
+
+def usage_by_label(root: int) -> dict[str, Usage]:
+    """:class:`Usage` so far of each :func:`label` of the tree under ``root``."""
+    totals: dict[str, Usage] = {}
+    for pid in descendants(root):
+        name = label(root, pid)
+        totals[name] = totals.get(name, Usage()) + usage(pid)
+    return totals
+
+
+def usage_delta(before: dict[str, Usage], after: dict[str, Usage]) -> dict[str, Usage]:
+    """Per label, what was used between two readings, most CPU first."""
+    delta = {k: v - before.get(k, Usage()) for k, v in after.items()}
+    return dict(sorted(delta.items(), key=lambda kv: -kv[1].cpu_s))
 
 
 def cpu_by_component(root: int) -> dict[str, float]:

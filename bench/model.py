@@ -33,6 +33,42 @@ class Goal:
         return f"{self.key} {self.op} {self.target:g}{(' ' + self.unit) if self.unit else ''}"
 
 
+@dataclass(frozen=True)
+class Table:
+    """A small table for a figure's section of the report (a breakdown, say).
+
+    Attributes:
+        title: one line above the table.
+        columns: the header cells.
+        rows: the body, one tuple of cells per row, as many as ``columns``.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            if len(row) != len(self.columns):
+                raise ValueError(f"row {row!r} has {len(row)} cells, not {len(self.columns)}")
+
+    def to_data(self) -> dict[str, Any]:
+        """The table as JSON data: its title and one dict per row, by column."""
+        return {
+            "title": self.title,
+            "rows": [dict(zip(self.columns, r, strict=True)) for r in self.rows],
+        }
+
+    def markdown(self) -> list[str]:
+        """The table as Markdown lines (a title line, a blank line, then the table)."""
+        lines = [self.title, "", "| " + " | ".join(self.columns) + " |"]
+        lines.append("|" + "---|" * len(self.columns))
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in self.rows
+        ]
+        return lines
+
+
 @dataclass
 class Figure:
     """One figure's numbers, how they were measured, and what stands in the way of its goals.
@@ -44,6 +80,7 @@ class Figure:
         method: one paragraph for the report: what exactly was timed.
         details: supporting measurements (throughputs, counts, breakdowns).
         obstacles: measured evidence of what stands in the way of an unmet goal.
+        tables: breakdowns printed in the figure's section of the report.
     """
 
     key: str
@@ -52,6 +89,7 @@ class Figure:
     method: str
     details: dict[str, Any] = field(default_factory=dict)
     obstacles: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
 
 
 def lookup(figures: dict[str, Value], key: str) -> dict[str, float | None]:

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,32 @@ def machine() -> dict[str, Any]:
     }
 
 
-def results(figures: list[Figure], quick: bool, elapsed_s: float) -> dict[str, Any]:
+def load_average() -> float:
+    """The machine's load average over the last minute (runnable processes, all users)."""
+    return round(os.getloadavg()[0], 2)
+
+
+@dataclass
+class RunInfo:
+    """How the run went, for the report's header.
+
+    Attributes:
+        quick: a smoke run.
+        elapsed_s: the whole run, stack start and stop included.
+        load_at_start: the machine's 1-minute load average when it began.
+        notes: said at the top of the report (a figure that failed, or ran beside
+            work the stack had not finished).
+        durations_s: how long each measurement took.
+    """
+
+    quick: bool
+    elapsed_s: float = 0.0
+    load_at_start: float | None = None
+    notes: list[str] = field(default_factory=list)
+    durations_s: dict[str, float] = field(default_factory=dict)
+
+
+def results(figures: list[Figure], run: RunInfo) -> dict[str, Any]:
     """The JSON document: each figure's value at its key, plus goals, methods and details."""
     values = {f.key: f.value for f in figures}
     goals = []
@@ -59,13 +85,17 @@ def results(figures: list[Figure], quick: bool, elapsed_s: float) -> dict[str, A
         "goals": goals,
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "quick": quick,
-            "elapsed_s": round(elapsed_s, 1),
+            "quick": run.quick,
+            "elapsed_s": round(run.elapsed_s, 1),
             "machine": machine(),
+            "load_average": {"start": run.load_at_start, "end": load_average()},
+            "notes": list(run.notes),
+            "durations_s": {k: round(v, 1) for k, v in run.durations_s.items()},
         },
         "methods": {f.key: f.method for f in figures},
         "details": {f.key: f.details for f in figures},
         "obstacles": {f.key: f.obstacles for f in figures},
+        "tables": {f.key: [t.to_data() for t in f.tables] for f in figures if f.tables},
     }
 
 
@@ -83,7 +113,9 @@ def markdown(doc: dict[str, Any], figures: list[Figure]) -> str:
         f"{m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, {m['os']}.",
         "",
         "These machines are shared and noisy: every comparison was measured side by side "
-        "in this one run and is reported as a ratio.",
+        "in this one run and is reported as a ratio. " + _load_line(doc["meta"]),
+        *_durations_line(doc["meta"]),
+        *[line for note in doc["meta"].get("notes", []) for line in ("", f"**Note:** {note}")],
         "",
         "| figure | value | goal | met |",
         "|---|---|---|---|",
@@ -105,16 +137,38 @@ def markdown(doc: dict[str, Any], figures: list[Figure]) -> str:
             g for g in doc["goals"] if g["key"].split(".")[0] == figure.key and g["met"] is False
         ]
         lines += ["", f"## `{figure.key}`", "", figure.method]
+        for table in figure.tables:
+            lines += ["", *table.markdown()]
         if figure.obstacles and (unmet or not figure.goals):
             title = "What stands in the way (measured)" if unmet else "Notes (measured)"
             lines += ["", f"{title}:", ""] + [f"- {o}" for o in figure.obstacles]
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, figures: list[Figure], quick: bool, elapsed_s: float) -> Path:
+def _durations_line(meta: dict[str, Any]) -> list[str]:
+    durations = meta.get("durations_s") or {}
+    if not durations:
+        return []
+    return ["", "Time taken: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + "."]
+
+
+def _load_line(meta: dict[str, Any]) -> str:
+    """What the load average was, so a reader can tell a busy machine's figures."""
+    load = meta.get("load_average") or {}
+    start, end = load.get("start"), load.get("end")
+    cores = meta["machine"]["cores"]
+    if start is None and end is None:
+        return ""
+    shown = " and ".join(
+        f"{v:.2f} at the {k}" for k, v in (("start", start), ("end", end)) if v is not None
+    )
+    return f"Load average (1 min, every user of the machine): {shown}, on {cores} cores."
+
+
+def write(out: Path, figures: list[Figure], run: RunInfo) -> Path:
     """Write ``latest.json`` and ``latest.md`` into ``out``; the JSON's path."""
     out.mkdir(parents=True, exist_ok=True)
-    doc = results(figures, quick, elapsed_s)
+    doc = results(figures, run)
     path = out / "latest.json"
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     (out / "latest.md").write_text(markdown(doc, figures))

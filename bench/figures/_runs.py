@@ -7,13 +7,16 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from bench._stack import BenchStack, timestamp
+from router import keys
 
-# How often a waiting worker asks the router about its run. Each GET costs the
-# router about a millisecond of CPU, which the runs being measured compete for.
+# How often a waiting worker looks for its run (at the object store when it can:
+# each GET of a run costs the router a few ms of CPU, which the runs compete for).
 POLL_S = 0.05
+OUTPUT_BUCKET = "processed"
 
 
 def chain(
@@ -27,13 +30,36 @@ def chain(
     return {
         "name": name,
         "trigger": {"bucket": "uploads", "prefix": prefix, "suffix": suffix},
-        "output": {"bucket": "processed"},
+        "output": {"bucket": OUTPUT_BUCKET},
         "fuse": fuse,
         "steps": [
             {"id": f"s{i}", "function": f, "params": p, **({"after": [f"s{i - 1}"]} if i else {})}
             for i, (f, p) in enumerate(steps)
         ],
     }
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What :func:`drive` did: when it began, the runs' REST views, and each upload's start.
+
+    Attributes:
+        started: the first upload's start (seconds since the epoch).
+        runs: the finished runs, in the order they finished (closed) or were uploaded.
+        uploaded_at: per run id, when its upload began (the client's clock).
+    """
+
+    started: float
+    runs: list[dict[str, Any]]
+    uploaded_at: dict[str, float]
+
+    def chains(self) -> list[tuple[float, float]]:
+        """(upload began, the router recorded the run's end) of each run."""
+        return [(self.uploaded_at[r["id"]], finished(r)) for r in self.runs]
+
+    def failed(self) -> list[str]:
+        """The ids of the runs that did not succeed."""
+        return [r["id"] for r in self.runs if r["status"] != "succeeded"]
 
 
 def drive(
@@ -45,30 +71,49 @@ def drive(
     concurrency: int,
     closed: bool = True,
     timeout_s: float = 300.0,
-) -> tuple[float, list[dict[str, Any]]]:
-    """Upload ``items`` (key, bytes) and wait for their runs; (start time, run views).
+    watch: bool = False,
+) -> Driven:
+    """Upload ``items`` (key, bytes) and wait for their runs.
 
     With ``closed``, each of ``concurrency`` workers uploads one item and waits
-    for its run before the next (``concurrency`` runs in flight); otherwise the
+    for its run before the next (``concurrency`` uploads in flight); otherwise the
     workers upload everything as fast as they can and the runs are awaited after.
+    With ``watch``, each run is watched for at its final output,
+    ``processed/<pipeline>/<key>``, which is right for a pipeline with one
+    last step that keeps the format (see :meth:`BenchStack.wait_runs`).
     """
     queue = iter(items)
     lock = threading.Lock()
     runs: list[dict[str, Any]] = []
     ids: list[str] = []
+    uploaded_at: dict[str, float] = {}
+    outputs: dict[str, tuple[str, str]] = {}
+    failed = threading.Event()  # once one worker fails, the others take no new item
 
     def worker() -> None:
+        try:
+            work()
+        except BaseException:
+            failed.set()
+            raise
+
+    def work() -> None:
         client = stack.minio()
-        while True:
+        while not failed.is_set():
             with lock:
                 item = next(queue, None)
             if item is None:
                 return
             key, data = item
+            began = time.time()
             etag = stack.upload(client, key, data, content_type)
             run_id = stack.run_id(pipeline, version, key, etag)
+            mine = {run_id: (OUTPUT_BUCKET, keys.final_key(pipeline, key))} if watch else {}
+            with lock:
+                uploaded_at[run_id] = began
+                outputs.update(mine)
             if closed:
-                done = stack.wait_runs([run_id], timeout_s, poll_s=POLL_S)
+                done = stack.wait_runs([run_id], timeout_s, poll_s=POLL_S, outputs=mine)
                 with lock:
                     runs.extend(done)
             else:
@@ -80,8 +125,8 @@ def drive(
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
     if not closed:
-        runs = stack.wait_runs(ids, timeout_s, poll_s=0.1)
-    return started, runs
+        runs = stack.wait_runs(ids, timeout_s, poll_s=0.1, outputs=outputs)
+    return Driven(started, runs, uploaded_at)
 
 
 def finished(run: dict[str, Any]) -> float:
@@ -92,9 +137,9 @@ def finished(run: dict[str, Any]) -> float:
     return value
 
 
-def throughput(started: float, runs: list[dict[str, Any]]) -> float:
-    """Runs per second from ``started`` to the last run's end."""
-    return len(runs) / (max(finished(r) for r in runs) - started)
+def throughput(driven: Driven) -> float:
+    """Runs per second from the first upload to the last run's end."""
+    return len(driven.runs) / (max(finished(r) for r in driven.runs) - driven.started)
 
 
 def unique_keys(

@@ -1,10 +1,10 @@
 """Figure 4: ``cold_start_s.<part>`` -- process start to the first event answered.
 
 For each part: start ``functions-framework --source functions/main.py
---target <part>`` with the env ``kpipe up`` gives parts, poll until its port
-accepts, then POST a real binary-mode ``step.requested`` CloudEvent (built
-with :func:`eventing.http.to_http`) for a 512x512 photo in the stack's S3,
-and stop the clock when the reply arrives.
+--target <part>`` with the command line and env ``kpipe up`` gives it, poll
+until its port accepts, then POST a real binary-mode ``step.requested``
+CloudEvent, signed with the router's key, for a 512x512 photo in the stack's
+S3, and stop the clock when the reply arrives.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,17 +23,10 @@ import numpy as np
 from PIL import Image
 
 from bench.context import Context
+from bench.figures._direct import step_request
 from bench.model import Figure, Goal
-from eventing.contract import (
-    Event,
-    EventType,
-    ObjectRef,
-    PipelineContext,
-    StepCall,
-    StepRequest,
-)
-from eventing.http import to_http
-from kpipe.stack import PARTS, REPO, StackConfig, common_env
+from eventing.contract import ObjectRef
+from kpipe.stack import PARTS, REPO, common_env, process_specs
 from tests.e2e.conftest import free_block
 
 PARAMS: dict[str, dict[str, Any]] = {
@@ -43,27 +35,28 @@ PARAMS: dict[str, dict[str, Any]] = {
     "blur": {"labels": ["face"]},
 }
 SOURCE = ObjectRef("uploads", "bench-cold/astronaut.jpg")
+GOAL_S = 0.5
 
 
-def part_env(ctx: Context) -> dict[str, str]:
-    """The env ``kpipe up`` gives a part, for this stack."""
-    ports = {k: v for k, v in ctx.stack.env.items() if k.startswith("KPIPE_")}
-    config = StackConfig(**ports)  # type: ignore[arg-type]
-    return {**os.environ, **common_env(config)}
+def part_process(ctx: Context, part: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line and env ``kpipe up`` runs ``part`` with on this stack, on ``port``.
+
+    Taken from :func:`kpipe.stack.process_specs` (which rewrites the stack's
+    triggers file with the same content), so the part gets exactly what
+    ``kpipe up`` gives it: its signing key, the trusted keys, rclone's S3 port.
+    """
+    config = ctx.stack.config
+    spec = next(s for s in process_specs(config) if s.name == part)
+    argv = list(spec.argv)
+    argv[argv.index("--port") + 1] = str(port)
+    return argv, {**os.environ, **common_env(config), **spec.env}
 
 
-def request_for(part: str) -> tuple[dict[str, str], bytes]:
-    """A binary-mode step.requested CloudEvent asking ``part`` to process the photo."""
-    request = StepRequest(
-        source=SOURCE,
-        inputs=(SOURCE,),
-        calls=(StepCall("s0", part, PARAMS.get(part, {})),),
-        output=ObjectRef("processed", f"bench-cold/{part}/astronaut.jpg"),
-        final=True,
-    )
-    context = PipelineContext("bench-cold", 1, f"cold-{part}", "s0", part)
-    event = Event(EventType.STEP_REQUESTED, "/bench", request.to_data(), context)
-    return to_http(event)
+def request_for(ctx: Context, part: str) -> tuple[dict[str, str], bytes]:
+    """A signed step.requested asking ``part`` to process the photo."""
+    name = f"cold/{part}/astronaut.jpg"
+    key = ctx.stack.router_key()
+    return step_request(key, part, SOURCE, name, PARAMS.get(part, {}), f"cold-{part}")
 
 
 def _listening(port: int) -> bool:
@@ -71,21 +64,11 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def cold_start(part: str, env: dict[str, str]) -> dict[str, Any]:
+def cold_start(ctx: Context, part: str) -> dict[str, Any]:
     """Start one part and time it to the port and to the first answered event."""
     port = free_block(1)
-    headers, body = request_for(part)
-    argv = [
-        str(Path(sys.executable).parent / "functions-framework"),
-        "--source",
-        str(REPO / "functions/main.py"),
-        "--target",
-        part,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    headers, body = request_for(ctx, part)
+    argv, env = part_process(ctx, part, port)
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -142,34 +125,36 @@ def import_profile(part: str, env: dict[str, str], top: int = 10) -> list[tuple[
 
 def measure(ctx: Context) -> Figure:
     """Cold-start every part (two in quick mode), one after the other."""
-    env = part_env(ctx)
     photo = io.BytesIO()
     from skimage import data
 
     astronaut = np.asarray(data.astronaut())  # type: ignore[no-untyped-call]
     Image.fromarray(astronaut).save(photo, format="JPEG", quality=90)
-    ctx.stack.upload(ctx.stack.minio(), SOURCE.key, photo.getvalue(), "image/jpeg")
+    ctx.stack.upload(ctx.stack.backend_minio(), SOURCE.key, photo.getvalue(), "image/jpeg")
     triton = f"http://{ctx.stack.triton_url}/v2/models/yolov8n/ready"
     has_yolo = httpx.get(triton, timeout=5).status_code == 200
     parts = ["resize", "blur"] if ctx.quick else list(PARTS)
     runs: dict[str, dict[str, Any]] = {}
     value: dict[str, float | None] = {}
     for part in parts:
-        if part == "detect_objects" and not has_yolo:
-            runs[part] = {"skipped": "yolov8n is not served (no model.onnx in triton/models)"}
-            value[part] = None
-            continue
-        runs[part] = cold_start(part, env)
+        runs[part] = cold_start(ctx, part)
         value[part] = runs[part]["total_s"]
     slowest = max((p for p in value if value[p] is not None), key=lambda p: value[p] or 0.0)
-    imports = import_profile(slowest, env)
+    imports = import_profile(slowest, part_process(ctx, slowest, 0)[1])
     obstacles = [
         f"{p}: {r['to_listening_s']:.2f} s to a listening port (interpreter, functions-framework, "
         f"Flask, gunicorn, functions.main), then {r['first_event_s']:.2f} s to answer the "
         "first event (runtime, part module and its lazy imports, S3 and Triton connections)"
         for p, r in runs.items()
-        if "total_s" in r and r["total_s"] > 1.0
+        if r["total_s"] > GOAL_S
     ]
+    if "detect_objects" in runs and not has_yolo:
+        obstacles.append(
+            "detect_objects: no YOLO model is served (none ships), so its first event was "
+            f"answered {runs['detect_objects']['status']} (model not ready, redeliver) after "
+            "fetching and decoding the photo and asking Triton: its process start and first "
+            "request, without the inference"
+        )
     obstacles.append(
         f"slowest imports of {slowest} (cumulative s): "
         + ", ".join(f"{n} {s:.2f}" for n, s in imports)
@@ -177,10 +162,11 @@ def measure(ctx: Context) -> Figure:
     return Figure(
         key="cold_start_s",
         value=value,
-        goals=[Goal("cold_start_s.*", "<=", 1.0, "s")],
+        goals=[Goal("cold_start_s.*", "<=", GOAL_S, "s")],
         method=(
-            "functions-framework --target <part> started with the stack's env; poll the port "
-            "every 5 ms; POST a binary step.requested for a 512x512 JPEG in the stack's S3; "
+            "functions-framework --target <part> started with the command line and env kpipe up "
+            "gives it; poll the port every 5 ms; POST a signed binary step.requested for a "
+            "512x512 JPEG in the stack's S3; "
             "time from Popen to the reply. One part at a time."
         ),
         details={"parts": runs, "slowest_imports": dict(imports)},

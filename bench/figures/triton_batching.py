@@ -22,6 +22,10 @@ from bench.model import Figure
 from functions.inference import TritonInferenceClient
 from functions.parts.text import INPUT, MODEL, OUTPUT, preprocess
 
+# Eight clients queue behind each other on a CPU Triton: wait for the answer
+# longer than a part would (a part's limit is a product setting, not measured here).
+TIMEOUT_S = 300.0
+
 
 def _stats(url: str) -> dict[str, Any]:
     """Triton's Prometheus counters for the model (its stats API needs a token PyTriton keeps).
@@ -54,7 +58,7 @@ def _rate(url: str, tensor: np.ndarray[Any, Any], clients: int, each: int) -> di
     """Requests per second with ``clients`` threads sending ``each`` requests, and the batching."""
 
     def client() -> None:
-        with TritonInferenceClient(url) as triton:
+        with TritonInferenceClient(url, timeout_s=TIMEOUT_S) as triton:
             for _ in range(each):
                 triton.infer(MODEL, {INPUT: tensor}, [OUTPUT])
 
@@ -84,7 +88,7 @@ def measure(ctx: Context) -> Figure:
     pixels = np.asarray(Image.open(io.BytesIO(ctx.photos[0][1])).convert("RGB"))
     tensor, _ = preprocess(pixels, 960)
     url = ctx.stack.triton_url
-    with TritonInferenceClient(url) as triton:  # warm up: first run allocates
+    with TritonInferenceClient(url, timeout_s=TIMEOUT_S) as triton:  # warm up: first run allocates
         triton.infer(MODEL, {INPUT: tensor}, [OUTPUT])
     each = 1 if ctx.quick else 3
     one = _rate(url, tensor, 1, 4 if ctx.quick else 12)
