@@ -1,7 +1,7 @@
 """Figure 4: ``cold_start_s.<part>`` -- process start to the first event answered.
 
-For each part: start ``functions-framework --source functions/main.py
---target <part>`` with the command line and env ``kpipe up`` gives it, poll
+For each part: start it with the command line and env ``kpipe up`` gives it
+(``uvicorn functions_framework.aio:app``, ``FUNCTION_TARGET=<part>``), poll
 until its port accepts, then POST a real binary-mode ``step.requested``
 CloudEvent, signed with the router's key, for a 512x512 photo in the stack's
 S3, and stop the clock when the reply arrives.
@@ -143,7 +143,7 @@ def measure(ctx: Context) -> Figure:
     imports = import_profile(slowest, part_process(ctx, slowest, 0)[1])
     obstacles = [
         f"{p}: {r['to_listening_s']:.2f} s to a listening port (interpreter, functions-framework, "
-        f"Flask, gunicorn, functions.main), then {r['first_event_s']:.2f} s to answer the "
+        f"uvicorn, functions.main), then {r['first_event_s']:.2f} s to answer the "
         "first event (runtime, part module and its lazy imports, S3 and Triton connections)"
         for p, r in runs.items()
         if r["total_s"] > GOAL_S
@@ -164,10 +164,10 @@ def measure(ctx: Context) -> Figure:
         value=value,
         goals=[Goal("cold_start_s.*", "<=", GOAL_S, "s")],
         method=(
-            "functions-framework --target <part> started with the command line and env kpipe up "
-            "gives it; poll the port every 5 ms; POST a signed binary step.requested for a "
-            "512x512 JPEG in the stack's S3; "
-            "time from Popen to the reply. One part at a time."
+            "Each part (uvicorn functions_framework.aio:app, FUNCTION_TARGET=<part>) started "
+            "with the command line and env kpipe up gives it; poll the port every 5 ms; POST a "
+            "signed binary step.requested for a 512x512 JPEG in the stack's S3; time from Popen "
+            "to the reply. One part at a time."
         ),
         details={"parts": runs, "slowest_imports": dict(imports)},
         obstacles=obstacles,

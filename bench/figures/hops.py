@@ -144,7 +144,7 @@ def cpu_table(used: dict[str, Usage], count: int, machine_s: float) -> Table:
     return Table(
         title=f"CPU per hop by process ({count} hops; each run's upload, notification and "
         "run bookkeeping are spread over its 10 hops; the router's process hosts the broker; "
-        "a part is its gunicorn master and worker, run_request included; the bench client "
+        "a part is its uvicorn process, run_request included; the bench client "
         "watches for each run's output at rclone and then reads the run from the router once; "
         "waiting = runnable but not running, from schedstat):",
         columns=("process", "CPU ms per hop", "waiting for a CPU, ms per hop"),

@@ -6,7 +6,7 @@ the catalogue do real work on 1080p photos, several at once
 (:mod:`bench.figures._every_part`). A fused pipeline runs every step of
 its group in the process of the group's first part (``resize`` in
 overhead_ratio's fused way), so that part's figure holds the others' work. A part's figure
-is its whole process tree, the gunicorn master and its worker: the sum of
+is its whole process tree (one uvicorn process today): the sum of
 their VmHWM (each process's lifetime peak, so a peak between two samples
 counts too). The stack's figure is the largest sum of VmRSS over every
 process under ``kpipe up`` seen at one sample.
@@ -94,8 +94,8 @@ def figure(sampler: RssSampler, workout: dict[str, Any] | None, sampled: list[st
             + trouble.lstrip()
             + (" " if trouble else "")
             + "A fused pipeline runs all its steps in its first part's process (resize, in "
-            "overhead_ratio's fused way). A part = its whole process tree (gunicorn master "
-            "and worker): the sum of "
+            "overhead_ratio's fused way). A part = its whole process tree (its uvicorn "
+            "process): the sum of "
             "their VmHWM (lifetime peaks); stack = the largest sampled sum of VmRSS over every "
             "process under kpipe up (Triton and its stubs, rclone included). RSS counts shared "
             "libraries and copy-on-write pages in every process that maps them."
