@@ -109,10 +109,16 @@ def main(host: str, port: int, token: str | None, sink: str | None) -> None:
         raise click.ClickException(
             "KPIPE_SIGNING_KEY is not set: the router would refuse every event"
         )
+    if not token:
+        # Without it anyone who can reach the adapter could have it sign an
+        # object.created, the one event that starts runs.
+        raise click.ClickException(
+            "KPIPE_WEBHOOK_TOKEN is not set: set it here and as MinIO's webhook auth_token"
+        )
     # model_validate: mypy does not see pydantic-settings defaults without its plugin.
     settings = EventSettings.model_validate({"K_SINK": sink} if sink else {})
     with HttpBrokerClient.from_settings(settings) as client:
-        app = create_adapter_app(client, signer, token or None)
+        app = create_adapter_app(client, signer, token)
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 

@@ -276,7 +276,11 @@ class StepRequest:
         """
         own = run_prefix(context.pipeline, context.run)
         for ref in self.inputs:
-            inside_run = ref.bucket == self.output.bucket and ref.key.startswith(own)
+            inside_run = (
+                ref.bucket == self.output.bucket
+                and ref.key.startswith(own)
+                and ".." not in ref.key.split("/")
+            )
             if ref != self.source and not inside_run:
                 return f"input {ref} is neither the run's source nor one of its intermediates"
         allowed = pipeline_prefix(context.pipeline) if self.final else own

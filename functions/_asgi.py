@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 # A step request is a small JSON document; images travel through the object store.
 MAX_EVENT_BYTES = 1 << 20
+_MISCONFIGURED = "the part's configuration is invalid; its log says why"
 
 Target = Callable[[Request], Awaitable[Response]]
 
@@ -50,6 +51,12 @@ async def answer(request: Request, function_name: str, runtime: ProcessRuntime) 
         if request.url.path == "/metrics":
             body, content_type = runtime.telemetry.metrics()
             return Response(body, status_code=200, media_type=content_type)
+        try:
+            runtime.get()  # no I/O: the configuration and the clients
+        except Exception:
+            # Not ready: Knative sends it no traffic until the deployment is fixed.
+            logger.exception("%s: cannot build the step runtime", function_name)
+            return _response(_json(503, "misconfigured", _MISCONFIGURED))
         return _response(health_reply(function_name))
     if request.method != "POST":
         return _response(_json(405, "method_not_allowed", f"{request.method} is not supported"))
@@ -59,11 +66,12 @@ async def answer(request: Request, function_name: str, runtime: ProcessRuntime) 
         return _response(_json(status_for(exc), exc.code, exc.message))
     try:
         step_runtime = runtime.get()
-    except Exception as exc:
+    except Exception:
         # A misconfigured deployment (a bad env var, no key): not the event's
-        # fault, so a 5xx lets the broker redeliver once it is fixed.
+        # fault, so a 5xx lets the broker redeliver once it is fixed. The
+        # details go to the log only: the caller is not authenticated yet.
         logger.exception("%s: cannot build the step runtime", function_name)
-        return _response(_json(500, "misconfigured", f"{type(exc).__name__}: {exc}"))
+        return _response(_json(500, "misconfigured", _MISCONFIGURED))
     reply = await asyncio.to_thread(
         handle_http, dict(request.headers), body, function_name, step_runtime
     )

@@ -56,7 +56,7 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _say_who_can_get_in(config: StackConfig, router_port: int) -> None:
+def _say_who_can_get_in(config: StackConfig) -> None:
     """Tell the user, on start, whether the API needs a token; never open it beyond loopback.
 
     Raises:
@@ -65,7 +65,11 @@ def _say_who_can_get_in(config: StackConfig, router_port: int) -> None:
     from router.settings import RouterSettings
 
     if RouterSettings().api_token:
-        click.echo("kpipe: the API needs 'Authorization: Bearer $KPIPE_API_TOKEN' (⚙ Settings).")
+        click.echo(
+            "kpipe: the API needs 'Authorization: Bearer $KPIPE_API_TOKEN' (⚙ Settings). "
+            f"The router listens on {config.host}; the object store, Triton, the broker and "
+            f"the parts on {config.internal_host} only."
+        )
         return
     if not _is_loopback(config.host):
         raise click.ClickException(
@@ -75,7 +79,7 @@ def _say_who_can_get_in(config: StackConfig, router_port: int) -> None:
         )
     click.echo(
         f"kpipe: KPIPE_API_TOKEN is not set, so reads and writes are open to anyone who can "
-        f"reach {config.url(router_port)}: every user and program on this machine can read every "
+        f"reach {config.router_url()}: every user and program on this machine can read every "
         f"image, run and pipeline, and change them. Listening on {config.host} only. Set "
         "KPIPE_API_TOKEN to require 'Authorization: Bearer <token>'."
     )
@@ -143,7 +147,7 @@ def up(
         KPIPE_ADAPTER_PORT=adapter_port,
         KPIPE_PARTS_PORT=parts_port,
     )
-    _say_who_can_get_in(config, router_port)
+    _say_who_can_get_in(config)
     config.home.mkdir(parents=True, exist_ok=True)
     specs = process_specs(config)
 
@@ -163,7 +167,7 @@ def up(
             )
             if ready:
                 click.echo(
-                    f"kpipe is up: API and web page {config.url(router_port)}  "
+                    f"kpipe is up: API and web page {config.router_url()}  "
                     f"S3 {config.url(s3_port)} (minioadmin/minioadmin)  "
                     f"Triton {config.url(triton_port)}\nPress Ctrl-C to stop."
                 )

@@ -53,8 +53,8 @@ class DeliverySettings(BaseSettings):
 
     # A retryable failure (Triton or the object store down) is answered 503,
     # so the broker redelivers, while the request is younger than this (from
-    # its CloudEvents ``time``); after that the step fails. Knative's default
-    # delivery (retry 9, exponential from PT0.2S) retries for about 200 s.
+    # its CloudEvents ``time``); after that the step fails. The parts' triggers
+    # (retry 10, exponential from PT0.2S) retry for at least 200 s.
     retry_for_s: float = Field(180.0, validation_alias="KPIPE_RETRY_FOR_S", ge=0)
 
 
@@ -65,3 +65,19 @@ class ImageSettings(BaseSettings):
 
     # Refuse images above this many pixels from the header, before decoding.
     max_pixels: int = Field(50_000_000, validation_alias="KPIPE_MAX_PIXELS", gt=0)
+
+
+def connect_url(host: str, port: int, path: str = "") -> str:
+    """The URL a process on this machine reaches a server listening on ``host`` with.
+
+    A wildcard address (``0.0.0.0``, ``::``) is reached on loopback.
+
+    Example:
+        >>> connect_url("0.0.0.0", 8080, "/events")
+        'http://127.0.0.1:8080/events'
+    """
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{path}"

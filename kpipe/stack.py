@@ -20,6 +20,7 @@ from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
 from eventing.signing import Role
 from functions.catalog import DEFAULT_MODULES
 from kpipe.keys import ensure_keys, ensure_webhook_token, trusted_keys_env
+from kpipe.settings import connect_url
 from kpipe.supervisor import ProcessSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,8 +34,13 @@ class StackConfig(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
-    # Not HOST: shells export that name, and a stack must not listen on 0.0.0.0 by chance.
+    # Where the router (the API and the web page) listens. Not HOST: shells
+    # export that name, and a stack must not listen on 0.0.0.0 by chance.
     host: str = Field("127.0.0.1", validation_alias="KPIPE_HOST")
+    # Where everything else listens, whatever KPIPE_HOST says: the object store
+    # (with its well-known keys), Triton (no authentication), the broker's
+    # ingress and the parts are reached through the router, or from this machine.
+    internal_host: str = "127.0.0.1"
     router_port: int = Field(8080, validation_alias="KPIPE_ROUTER_PORT")
     s3_port: int = Field(9000, validation_alias="KPIPE_S3_PORT")
     # rclone's own S3 endpoint: the parts read and write there, one hop shorter.
@@ -61,7 +67,12 @@ class StackConfig(BaseSettings):
     backoff_delay_s: float = 0.2
 
     def url(self, port: int, path: str = "") -> str:
-        return f"http://{self.host}:{port}{path}"
+        """The URL of a server of the stack other than the router."""
+        return connect_url(self.internal_host, port, path)
+
+    def router_url(self, path: str = "") -> str:
+        """The router's URL (it listens on ``host``), as the router names itself."""
+        return connect_url(self.host, self.router_port, path)
 
     def part_port(self, name: str) -> int:
         return self.parts_port + 1 + PARTS.index(name)
@@ -73,7 +84,7 @@ class StackConfig(BaseSettings):
 
 def write_triggers(config: StackConfig, path: Path) -> None:
     """Write the local broker's triggers: the same routing rules as deploy/knative."""
-    router = config.url(config.router_port, "/events")
+    router = config.router_url("/events")
     triggers = [
         Trigger(
             name=f"router-{kind.value.removeprefix('io.kpipe.').replace('.', '-')}",
@@ -95,7 +106,7 @@ def write_triggers(config: StackConfig, path: Path) -> None:
         retry=config.retry,
         backoff_policy="exponential",
         backoff_delay_s=config.backoff_delay_s,
-        dead_letter_sink=config.url(config.router_port, "/dead-letters"),
+        dead_letter_sink=config.router_url("/dead-letters"),
     )
     write_config(path, triggers, delivery)
 
@@ -107,10 +118,10 @@ def common_env(config: StackConfig) -> dict[str, str]:
         # Every role's public key: each receiver checks who signed what it gets.
         "KPIPE_TRUSTED_KEYS": trusted_keys_env(ensure_keys(config.home)),
         # The S3 front: uploads through it are fsynced and notified.
-        "MINIO_ENDPOINT": f"{config.host}:{config.s3_port}",
+        "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_port}",
         "MINIO_ACCESS_KEY": config.access_key,
         "MINIO_SECRET_KEY": config.secret_key,
-        "TRITON_URL": f"{config.host}:{config.triton_port}",
+        "TRITON_URL": f"{config.internal_host}:{config.triton_port}",
         "K_SINK": config.broker_url,
         "PYTHONUNBUFFERED": "1",
     }
@@ -135,7 +146,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 "-m",
                 "eventing.s3server",
                 "--host",
-                config.host,
+                config.internal_host,
                 "--port",
                 str(config.s3_port),
                 "--backend-port",
@@ -157,7 +168,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 "-m",
                 "kpipe.tritonserver",
                 "--host",
-                config.host,
+                config.internal_host,
                 "--http-port",
                 str(config.triton_port),
                 "--grpc-port",
@@ -179,7 +190,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                 "-m",
                 "eventing.adapter",
                 "--host",
-                config.host,
+                config.internal_host,
                 "--port",
                 str(config.adapter_port),
             ],
@@ -201,7 +212,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                     "uvicorn",
                     "functions_framework.aio:app",
                     "--host",
-                    config.host,
+                    config.internal_host,
                     "--port",
                     str(port),
                     "--no-access-log",
@@ -216,7 +227,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                     "K_SERVICE": name.replace("_", "-"),
                     "KPIPE_SIGNING_KEY": keys[Role.PARTS].entry(),
                     # Parts write outputs, which no one is notified of: straight to rclone.
-                    "MINIO_ENDPOINT": f"{config.host}:{config.s3_backend_port}",
+                    "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_backend_port}",
                 },
             )
         )
@@ -231,13 +242,13 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
             "router",
             [python, "-m", "router", "--host", config.host, "--port", str(config.router_port)],
             # Open with or without KPIPE_API_TOKEN.
-            config.url(config.router_port, "/openapi.json"),
+            config.router_url("/openapi.json"),
             env={
                 "KPIPE_HEALTH_URLS": health,
                 "KPIPE_SIGNING_KEY": keys[Role.ROUTER].entry(),
                 # The router's process runs the local broker (router/local_broker.py).
                 "KPIPE_BROKER_CONFIG": str(triggers),
-                "KPIPE_BROKER_HOST": config.host,
+                "KPIPE_BROKER_HOST": config.internal_host,
                 "KPIPE_BROKER_PORT": str(config.broker_port),
             },
         )

@@ -20,6 +20,7 @@ import uvicorn
 def main(host: str, port: int, log_level: str) -> None:
     """Serve the router (broker deliveries on /events) and the REST API."""
     from kpipe.logs import configure_logging
+    from kpipe.settings import connect_url
     from router.api import create_app
     from router.local_broker import LocalBrokerSettings, host_local_broker
     from router.services import services_from_env
@@ -30,7 +31,7 @@ def main(host: str, port: int, log_level: str) -> None:
     broker = LocalBrokerSettings()
     if broker.config is not None:
         # kpipe up: this process runs the local broker too (router/local_broker.py).
-        host_local_broker(app, services, broker, f"http://{host}:{port}")
+        host_local_broker(app, services, broker, connect_url(host, port))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 

@@ -31,6 +31,7 @@ from eventing.contract import (
     StepFailed,
     StepOutput,
     StepRequest,
+    pipeline_prefix,
     step_event_id,
 )
 from eventing.errors import MalformedEvent
@@ -55,6 +56,28 @@ def _step_of(run: RunState, ctx: PipelineContext) -> StepState:
     if step is None:
         raise MalformedEvent(f"run {ctx.run} has no step {ctx.step!r}", field="kpipestep")
     return step
+
+
+def _outputs_outside(
+    spec: PipelineSpec, run: RunState, ctx: PipelineContext, done: StepCompleted
+) -> str | None:
+    """Why a step's reported outputs are not objects of its run, or None.
+
+    Each output is the run's source (a detector mid-pipeline passes its input
+    on) or an object in the pipeline's output bucket, under its prefix, with
+    no ``..`` segment: the router copies and serves what a step reports.
+    """
+    prefix = pipeline_prefix(ctx.pipeline)
+    for ref in done.result.outputs:
+        if ref == run.source:
+            continue
+        if (
+            ref.bucket != spec.output.bucket
+            or not ref.key.startswith(prefix)
+            or ".." in ref.key.split("/")
+        ):
+            return f"step {ctx.step!r} reported output {ref}, outside {spec.output.bucket}/{prefix}"
+    return None
 
 
 def _stale(step: StepState, attempt: int | None) -> bool:
@@ -148,6 +171,16 @@ class Router:
                 return []
             if step.status.final:
                 return self._redrive(spec, run, now)
+            if step.status is not StepStatus.REQUESTED:
+                log.warning(
+                    "ignored an answer for step %s of run %s: not requested", ctx.step, ctx.run
+                )
+                return []
+            escaped = _outputs_outside(spec, run, ctx, done)
+            if escaped is not None:
+                # Signed by the parts' key, but naming objects no step may write:
+                # never recorded, so the router copies nothing from there.
+                return self._record_failure(spec, run, ctx, StepFailed("bad_output", escaped), now)
             self._record_success(spec, run, ctx.step, done, now)
             if run.status is RunStatus.FAILED:
                 return []  # a branch that finished after another failed the run
@@ -182,15 +215,26 @@ class Router:
             step = _step_of(run, ctx)
             if step.status.final or _stale(step, failure.attempt):
                 return []
-            for member in spec.groups.get(ctx.step, (ctx.step,)):
-                state = run.steps[member]
-                if not state.status.final:
-                    state.status = StepStatus.FAILED
-                    state.error = failure.to_data()
-                    state.finished_at = now
-            if run.status is RunStatus.FAILED:
-                return []
-            return [self._fail(run, {"step": ctx.step, **failure.to_data()}, now)]
+            return self._record_failure(spec, run, ctx, failure, now)
+
+    def _record_failure(
+        self,
+        spec: PipelineSpec,
+        run: RunState,
+        ctx: PipelineContext,
+        failure: StepFailed,
+        now: float,
+    ) -> list[Event]:
+        """Mark a step (its whole fused group) failed and fail its run, once."""
+        for member in spec.groups.get(ctx.step, (ctx.step,)):
+            state = run.steps[member]
+            if not state.status.final:
+                state.status = StepStatus.FAILED
+                state.error = failure.to_data()
+                state.finished_at = now
+        if run.status is RunStatus.FAILED:
+            return []
+        return [self._fail(run, {"step": ctx.step, **failure.to_data()}, now)]
 
     def fail_run(self, run_id: str, error: Mapping[str, object]) -> list[Event]:
         """Fail a run from outside a step (a dead letter, a deadline); no-op if it ended."""

@@ -77,8 +77,18 @@ def get_object(bucket: str, key: str, services: Services) -> Response:
     if bucket not in services.used_buckets() or dotted:
         raise ObjectUnavailable(bucket, key)
     data = services.object_store().get(ObjectRef(bucket, key))
-    return Response(
-        data,
-        media_type=mimetypes.guess_type(key)[0] or "application/octet-stream",
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
-    )
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if media_type not in _SHOWN_INLINE:
+        # An uploaded HTML or SVG file must not run as the page's own origin,
+        # where the API token lives: download it, sandboxed.
+        media_type = "application/octet-stream"
+        headers["Content-Disposition"] = "attachment"
+    headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return Response(data, media_type=media_type, headers=headers)
+
+
+# Raster images, the only objects the page shows inline (SVG is a document).
+_SHOWN_INLINE = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"}
+)

@@ -182,5 +182,7 @@ def services_from_env(settings: RouterSettings | None = None) -> RouterServices:
         objects=MinioStore(objects),
         trusted=signing.trusted(),
         signer=signer,
-        oidc=OIDCVerifier.from_settings(OIDCSettings()),
+        # Only a router that receives events checks the broker's tokens; the
+        # public API replica has no audience of its own (deploy/knative/base/router.yaml).
+        oidc=OIDCVerifier.from_settings(OIDCSettings()) if settings.serves != "api" else None,
     )

@@ -108,3 +108,19 @@ def test_broker_refusal_is_503_so_minio_retries(sample: bytes) -> None:
 def test_healthz() -> None:
     with TestClient(create_adapter_app(RecordingSink(), KEY)) as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_the_adapter_does_not_start_without_the_webhook_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It signs object.created, the event that starts runs: never for just anyone.
+    from click.testing import CliRunner
+
+    from eventing.adapter import main
+    from eventing.signing import SigningKey
+
+    monkeypatch.delenv("KPIPE_WEBHOOK_TOKEN", raising=False)
+    monkeypatch.setenv("KPIPE_SIGNING_KEY", SigningKey.generate("adapter-test").entry())
+    result = CliRunner().invoke(main, ["--sink", "http://127.0.0.1:9/"])
+    assert result.exit_code != 0
+    assert "KPIPE_WEBHOOK_TOKEN is not set" in result.output

@@ -121,6 +121,14 @@ def test_bad_configuration_is_a_json_500(monkeypatch: pytest.MonkeyPatch) -> Non
     reply = _app("resize").post("/", headers=headers, content=body)
     assert reply.status_code == 500
     assert reply.json()["error"] == "misconfigured"
+    assert "soon" not in reply.text  # the caller is not authenticated: details go to the log
+
+
+def test_a_misconfigured_part_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KPIPE_TRUSTED_KEYS")
+    reply = _app("resize").get("/")
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "misconfigured"
 
 
 @pytest.mark.slow

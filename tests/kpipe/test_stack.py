@@ -61,3 +61,26 @@ def test_the_router_checks_triton_as_the_supervisor_waits_for_it(
     # every process `kpipe up` waits for, the router checks too (the S3
     # server through its own object-store check)
     assert set(specs) - {"s3", "router"} <= set(health.components)
+
+
+def test_only_the_router_listens_on_kpipe_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With KPIPE_HOST=0.0.0.0 (and a token) the API is reachable from other
+    # machines; the object store with its well-known keys, Triton (no
+    # authentication), the broker's ingress and the parts must not be.
+    monkeypatch.setenv("KPIPE_HOME", str(tmp_path))
+    monkeypatch.setenv("KPIPE_HOST", "0.0.0.0")
+    config = StackConfig()
+    specs = {spec.name: spec for spec in process_specs(config)}
+
+    def host_of(spec_name: str) -> str:
+        argv = list(specs[spec_name].argv)
+        return argv[argv.index("--host") + 1]
+
+    assert host_of("router") == "0.0.0.0"
+    for name in set(specs) - {"router"}:
+        assert host_of(name) == "127.0.0.1", name
+    assert specs["router"].env["KPIPE_BROKER_HOST"] == "127.0.0.1"
+    # The router's own URL, as the broker's triggers name it, is reachable on loopback.
+    assert config.router_url("/events") == f"http://127.0.0.1:{config.router_port}/events"

@@ -210,3 +210,21 @@ def test_an_original_is_private_when_a_token_is_set(
     assert astronaut_jpeg[:64] not in anonymous.content + wrong.content
     assert allowed.status_code == 200
     assert allowed.content == astronaut_jpeg
+
+
+@pytest.mark.parametrize("name", ["page.html", "drawing.svg", "notes"])
+def test_an_uploaded_document_is_served_as_a_sandboxed_download(
+    client: TestClient, s3: S3Server, prefix: str, name: str
+) -> None:
+    # Served inline from the router's origin, an HTML or SVG upload could run
+    # script next to the page's API token.
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    html = b"<script>fetch('/v1/runs')</script>"
+    MinioStore(ObjectStoreSettings(MINIO_ENDPOINT=s3.endpoint)).put(
+        ObjectRef("uploads", f"{prefix}{name}"), html, "text/html"
+    )
+    got = client.get(f"/v1/objects/uploads/{prefix}{name}")
+    assert got.status_code == 200
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-disposition"] == "attachment"
+    assert "sandbox" in got.headers["content-security-policy"]

@@ -374,3 +374,45 @@ def test_an_answer_to_an_earlier_attempt_is_ignored(
     [faces] = router.on_step_completed(ctx, done)
     assert faces.context is not None
     assert faces.context.step == "faces"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        ObjectRef("uploads", "photos/someone-else.jpg"),
+        ObjectRef("processed", "other-pipeline/x.jpg"),
+        ObjectRef("processed", "privacy-blur/../other-pipeline/x.jpg"),
+        ObjectRef("models", "privacy-blur/x.jpg"),
+    ],
+    ids=["another-upload", "another-pipeline", "dot-dot", "another-bucket"],
+)
+def test_an_answer_naming_objects_outside_its_run_fails_the_run_and_is_not_recorded(
+    router: Router, store: Store, catalog: Catalog, spec_data: dict[str, Any], output: ObjectRef
+) -> None:
+    # A compromised part holds the parts' key: the router still copies and
+    # serves only objects of the run, so such an answer fails the step.
+    register(store, catalog, spec_data)
+    [small] = router.on_object_created(UPLOAD)
+    assert small.context is not None
+    forged = StepCompleted(StepOutput((output,), {"count": 0}), 1.0, attempt=1)
+    [failed] = router.on_step_completed(small.context, forged)
+    assert failed.type is EventType.RUN_FAILED
+    run = store.get_run(small.context.run)
+    assert run.status is RunStatus.FAILED
+    assert run.steps["small"].outputs == ()
+    assert run.steps["small"].error is not None
+    assert run.steps["small"].error["code"] == "bad_output"
+
+
+def test_an_answer_for_a_step_that_was_not_requested_is_ignored(
+    router: Router, store: Store, catalog: Catalog, spec_data: dict[str, Any]
+) -> None:
+    register(store, catalog, spec_data)
+    [small] = router.on_object_created(UPLOAD)
+    assert small.context is not None
+    later = small.context.for_step("faces", "detect_faces")
+    answer = StepCompleted(StepOutput((UPLOAD.ref,), {"count": 0}), 1.0, attempt=1)
+    assert router.on_step_completed(later, answer) == []
+    run = store.get_run(small.context.run)
+    assert run.steps["faces"].status is StepStatus.WAITING
+    assert run.steps["small"].status is StepStatus.REQUESTED
