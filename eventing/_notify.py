@@ -58,11 +58,16 @@ class NotificationQueue:
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO notifications (url, body, created) VALUES (?, ?, ?)",
-                [(url, body, now) for url in urls],
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany(
+                    "INSERT INTO notifications (url, body, created) VALUES (?, ?, ?)",
+                    [(url, body, now) for url in urls],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                # Leave no transaction open (a full disk must not wedge every later upload).
+                self._db.execute("ROLLBACK")
+                raise
 
     def head(self, url: str) -> tuple[int, bytes, float] | None:
         """The oldest notification for ``url``: ``(seq, body, created)``."""

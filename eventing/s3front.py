@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote
 
 import aiohttp
 from minio import Minio
+from minio.error import S3Error
 from yarl import URL
 
 from eventing._notify import WebhookNotifier
@@ -237,8 +238,11 @@ class S3Front:
         """fsync the new object and queue its notification (blocking; run in a thread)."""
         try:
             stat = self._stat_client.stat_object(target.bucket, target.key)
-        except Exception as exc:  # deleted meanwhile, or the backend failed: nothing to notify
-            log.warning("no notification for %s/%s: %s", target.bucket, target.key, exc)
+        except S3Error as exc:
+            if exc.code not in ("NoSuchKey", "NoSuchObject"):
+                raise  # not acknowledged: the client retries
+            # Deleted by someone else since it was written: nothing to notify.
+            log.warning("no notification for %s/%s: it is gone", target.bucket, target.key)
             return
         if not fsync_object(self._backend.object_path(target.bucket, target.key)):
             os.sync()  # the file has another name on disk: flush everything

@@ -25,15 +25,28 @@ from eventing.signing import Role, SigningKey, TrustedKeys
 
 
 def _secret(path: Path, make: str) -> str:
-    """The content of ``path``, which is written first with ``make`` if it does not exist."""
+    """The content of ``path``, which is written first with ``make`` if it does not exist.
+
+    The value is written and fsynced in a temporary file (0600 from its first
+    byte), then linked to ``path``, which fails if it exists: two starts at once
+    never both write, and neither ever reads a half-written file.
+    """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two starts at once never both write; 0600 from the first byte.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(make)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(make)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return path.read_text(encoding="ascii").strip()
+    finally:
+        temporary.unlink(missing_ok=True)
     return make
 
 

@@ -288,7 +288,7 @@ class Store:
 
     def delete_pipeline(self, name: str) -> None:
         """Unregister a pipeline. Its versions stay, so its runs still show their spec."""
-        with self._tx() as conn:
+        with self._pipeline_tx(name) as conn:
             deleted = conn.execute(pipelines.delete().where(pipelines.c.name == name))
         if deleted.rowcount == 0:
             raise PipelineNotFound(name)

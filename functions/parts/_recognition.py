@@ -37,6 +37,10 @@ from functions.parts._opencv import load_opencv
 HEIGHT = 48
 MIN_WIDTH = 320
 WIDTH_STEP = 32
+# The widest input a batch gets: a longer line is squeezed to it, so one thin,
+# wide box cannot make a tensor of hundreds of megabytes (8 x 3 x 48 x 3200
+# floats are 15 MB).
+MAX_WIDTH = 3200
 # A crop this much taller than wide is a vertical line: read it turned a quarter.
 _VERTICAL = 1.5
 
@@ -83,7 +87,7 @@ def batches(crops: list[npt.NDArray[np.uint8]], max_batch: int) -> list[LineBatc
     for start in range(0, len(order), max_batch):
         chunk = order[start : start + max_batch]
         widest = max(MIN_WIDTH, math.ceil(HEIGHT * max(ratios[i] for i in chunk)))
-        width = math.ceil(widest / WIDTH_STEP) * WIDTH_STEP
+        width = min(MAX_WIDTH, math.ceil(widest / WIDTH_STEP) * WIDTH_STEP)
         tensor = np.stack([_normalized(crops[i], width) for i in chunk])
         out.append(LineBatch(tensor, tuple(chunk)))
     return out

@@ -13,7 +13,14 @@ from eventing.contract import ObjectRef, StepOutput
 from functions.catalog import default_catalog
 from functions.errors import BadParams
 from functions.part import Picture, StepContext
-from functions.parts._recognition import HEIGHT, MIN_WIDTH, batches, crop_line, ctc_decode
+from functions.parts._recognition import (
+    HEIGHT,
+    MAX_WIDTH,
+    MIN_WIDTH,
+    batches,
+    crop_line,
+    ctc_decode,
+)
 
 PART = default_catalog().get("read_text")
 
@@ -117,3 +124,8 @@ def test_part_shape() -> None:
         "min_confidence",
         "max_lines",
     }
+
+
+def test_a_very_long_thin_line_is_squeezed_to_the_widest_input() -> None:
+    (batch,) = batches([np.zeros((3, 4000, 3), np.uint8)], max_batch=8)
+    assert batch.tensor.shape == (1, 3, HEIGHT, MAX_WIDTH)
