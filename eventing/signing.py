@@ -21,8 +21,10 @@ The signature covers the exact values acted on: a fixed prefix, then the
 canonical JSON (sorted keys, no spaces, ASCII) of the event's ``id``,
 ``type``, ``source``, ``subject``, ``time``, kpipe's extension attributes
 (``kpipepipeline``, ``kpipeversion``, ``kpiperun``, ``kpipestep``,
-``kpipefunction``, ``kpipekeyid``) and its JSON ``data``. A broker may
-re-serialise the JSON body and rewrite ``traceparent`` (tracing does); it
+``kpipefunction``, ``kpipekeyid``) and its JSON ``data``, as Python's
+``json`` writes the parsed data: a broker may change the body's whitespace
+and key order, and rewrite ``traceparent`` (tracing does), but a broker that
+re-encoded numbers (``12.0`` as ``12``) would break the signature, and it
 may not change anything signed. The signature and the signing key's id
 travel in the extension attributes ``kpipesignature`` and ``kpipekeyid``.
 

@@ -77,8 +77,8 @@ class TritonInferenceClient:
     Each call first asks Triton whether the model is ready, with the short
     ``probe_timeout_s``, then runs the request with ``timeout_s``. Triton
     down, silent or without the model raises :class:`ModelNotReady` at once
-    (retryable: the broker redelivers the step); a connection reset is tried
-    again up to three times with kpipe's retry policy first. A request Triton
+    (retryable: the broker redelivers the step); a request whose connection
+    is reset is made up to three times in all, with kpipe's retry policy. A request Triton
     rejects raises :class:`InferenceFailed`. Not thread-safe: use one client
     per thread.
 

@@ -52,8 +52,8 @@ class StepRuntime:
 class PerThreadInference:
     """An inference-client factory that gives each thread its own Triton client.
 
-    The Triton HTTP client is not thread-safe, and functions-framework serves
-    requests on a pool of threads; each thread's client is opened on its first
+    The Triton HTTP client is not thread-safe, and a part runs its steps on
+    asyncio's pool of worker threads; each thread's client is opened on its first
     AI step and reused after that.
     """
 
@@ -89,8 +89,11 @@ class ProcessRuntime:
     Reads ``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY``,
     ``MINIO_SECURE``, ``MINIO_REGION``, ``MINIO_TIMEOUT_S`` (the store),
     ``TRITON_URL``, ``TRITON_TIMEOUT_S``, ``TRITON_PROBE_TIMEOUT_S`` (AI
-    steps), ``KPIPE_MAX_PIXELS`` (image limit) and ``KPIPE_RETRY_FOR_S``
-    (how long retryable failures are redelivered).
+    steps), ``KPIPE_MAX_PIXELS`` (image limit), ``KPIPE_RETRY_FOR_S`` (how
+    long retryable failures are redelivered), ``KPIPE_SIGNING_KEY`` (the
+    parts' key, which signs the answers), ``KPIPE_TRUSTED_KEYS`` (the router's
+    public key, which must have signed a request) and ``KPIPE_OIDC_*`` (the
+    broker's token check, see :mod:`eventing.oidc`).
     """
 
     def __init__(self, catalog: Catalog | None = None) -> None:

@@ -11,8 +11,8 @@ checks that every code here belongs to a real error class.
 
 Which errors a server answers with a status at all is the server's own
 business: a part answers most step errors with a ``step.failed`` event and a
-200, and only the event-less ones (malformed request, store down) with
-:func:`status_for`.
+200, and only the event-less ones (malformed, unauthenticated, out of scope,
+too large, or a store or Triton down for now) with :func:`status_for`.
 
 Example:
     >>> from kpipe.http_body import BodyTooLarge

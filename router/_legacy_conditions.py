@@ -1,7 +1,8 @@
 """The ``when:`` language before CEL, kept only to rewrite stored conditions into CEL.
 
-Nothing at run time uses this module: the data migration that moves stored
-pipeline specs to CEL calls :func:`rewrite_condition` on every ``when``.
+Nothing routes with it: the data migration that moves stored pipeline specs
+to CEL (revision 0002, which Alembic loads whenever it checks the schema)
+calls :func:`rewrite_condition` on every ``when``.
 
 The old grammar (``or`` binds looser than ``and``)::
 

@@ -11,7 +11,8 @@ Knative broker reaches them.
 
 Example:
     >>> app = create_app(services)  # doctest: +SKIP
-    >>> host_local_broker(app, services, LocalBrokerSettings(), "http://127.0.0.1:8080")
+    >>> url = "http://127.0.0.1:8080"  # the router's own, as the triggers name it
+    >>> host_local_broker(app, services, LocalBrokerSettings(), url)  # doctest: +SKIP
 """
 
 from __future__ import annotations

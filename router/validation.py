@@ -5,12 +5,13 @@ an API client or the web page can show them all at once.
 
 Example:
     >>> from functions.catalog import default_catalog
-    >>> validate_spec({"name": "x", "trigger": {"bucket": "uploads"},
-    ...                "output": {"bucket": "processed"},
-    ...                "steps": [{"id": "a", "function": "nope"}]}, default_catalog())
-    Traceback (most recent call last):
-    ...
-    router.errors.SpecInvalid: steps[0].function: unknown function 'nope' ...
+    >>> try:
+    ...     validate_spec({"name": "x", "trigger": {"bucket": "uploads"},
+    ...                    "output": {"bucket": "processed"},
+    ...                    "steps": [{"id": "a", "function": "nope"}]}, default_catalog())
+    ... except SpecInvalid as invalid:
+    ...     print(str(invalid).split(";")[0])
+    steps[0].function: unknown function 'nope'
 """
 
 from __future__ import annotations

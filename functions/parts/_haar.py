@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # 24 px anyway, and a 4000 px photo at full size takes seconds.
 SEARCH_MAX_SIDE = 1280
 # One CascadeClassifier is not safe to run from two threads at once (it keeps
-# scratch buffers), and functions-framework serves requests on threads.
+# scratch buffers), and a part runs each step in a worker thread (asyncio.to_thread).
 _CASCADE_LOCK = threading.Lock()
 
 

@@ -22,8 +22,8 @@ it when it is larger.
 Example:
     >>> [v.region for v in plan_views(800, 600, zoom=1.0, max_side=1024)]
     [(0, 0, 800, 600)]
-    >>> len(plan_views(2400, 1600, zoom=1.0, max_side=1024))  # whole + 5 x 4 tiles
-    21
+    >>> len(plan_views(2400, 1600, zoom=1.0, max_side=1024))  # whole + 5 x 3 tiles
+    16
 """
 
 from __future__ import annotations
