@@ -32,6 +32,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Self
@@ -50,6 +51,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventing.errors import EventingError
+from kpipe.auth import AuthorizationMalformed, TokenMissing, bearer_token
 
 # Asymmetric algorithms only: a token's own ``alg`` header never chooses HMAC
 # (the public key as an HMAC secret) or ``none``.
@@ -198,7 +200,11 @@ class _JWKSClient(PyJWKClient):
 def _auth_headers(token_file: Path | None) -> dict[str, str]:
     if token_file is None:
         return {}
-    return {"Authorization": f"Bearer {token_file.read_text(encoding='utf-8').strip()}"}
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise IssuerUnavailable(str(token_file), f"cannot read the token: {exc}") from None
+    return {"Authorization": f"Bearer {token}"}
 
 
 class OIDCVerifier:
@@ -226,6 +232,9 @@ class OIDCVerifier:
         )
         self._lock = threading.Lock()
         self._jwks: _JWKSClient | None = None
+        # A failed discovery is not tried again before the cooldown, so forged
+        # tokens cannot make every request wait on (and hammer) the issuer.
+        self._discovery_failed: tuple[float, IssuerUnavailable] | None = None
 
     @classmethod
     def from_settings(cls, settings: OIDCSettings) -> OIDCVerifier | None:
@@ -246,10 +255,11 @@ class OIDCVerifier:
             SubjectNotAllowed: a valid token from a subject not accepted here (403).
             IssuerUnavailable: the issuer's keys could not be read (503).
         """
-        scheme, _, token = (authorization or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise TokenRejected("no bearer token in the Authorization header")
-        return self.verify_token(token.strip())
+        try:
+            token = bearer_token(authorization)  # kpipe's one reading of the header
+        except (TokenMissing, AuthorizationMalformed):
+            raise TokenRejected("no bearer token in the Authorization header") from None
+        return self.verify_token(token)
 
     def verify_token(self, token: str) -> dict[str, Any]:
         """The verified claims of a compact JWT; raises as :meth:`verify` does."""
@@ -293,13 +303,13 @@ class OIDCVerifier:
             if "Unable to find a signing key" in str(exc):
                 raise TokenRejected(f"unknown key id {kid!r}") from None
             raise IssuerUnavailable(client.uri, str(exc)) from None
-        except (PyJWKError, PyJWKSetError) as exc:
+        except (PyJWKError, PyJWKSetError, ValueError) as exc:  # ValueError: not JSON
             raise IssuerUnavailable(client.uri, f"unusable JWKS: {exc}") from None
 
     def _client(self) -> _JWKSClient:
         with self._lock:
             if self._jwks is None:
-                url = self._settings.jwks_url or self._discover_jwks_url()
+                url = self._settings.jwks_url or self._discover_jwks_url_once()
                 self._jwks = _JWKSClient(
                     url,
                     self._settings.token_file,
@@ -310,6 +320,24 @@ class OIDCVerifier:
                     ssl_context=self._ssl,
                 )
             return self._jwks
+
+    def _discover_jwks_url_once(self) -> str:
+        """:meth:`_discover_jwks_url`, or its last failure while the cooldown lasts."""
+        if self._discovery_failed is not None:
+            failed_at, failure = self._discovery_failed
+            if time.monotonic() - failed_at < self._settings.jwks_cooldown_s:
+                raise failure
+        try:
+            url = self._discover_jwks_url()
+        except IssuerUnavailable as exc:
+            self._discovery_failed = (time.monotonic(), exc)
+            raise
+        except (OSError, ValueError) as exc:  # a body that is not JSON, a reset
+            failure = IssuerUnavailable(self._issuer, str(exc))
+            self._discovery_failed = (time.monotonic(), failure)
+            raise failure from None
+        self._discovery_failed = None
+        return url
 
     def _discover_jwks_url(self) -> str:
         url = self._issuer.rstrip("/") + _DISCOVERY_PATH

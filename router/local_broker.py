@@ -122,6 +122,8 @@ async def hosted_broker(
         synchronous="FULL" if settings.synchronous == "FULL" else "NORMAL",
         local=subscribers(services, base_url),
     )
+    if services.sink is not None:
+        services.sink.close()  # an HTTP client to K_SINK: the broker is here now
     services.sink = InProcessClient(broker, asyncio.get_running_loop())
     await broker.start()
     config = uvicorn.Config(
@@ -144,8 +146,10 @@ async def hosted_broker(
         yield broker
     finally:
         server.should_exit = True
-        await serving
-        await broker.stop()
+        try:
+            await serving
+        finally:
+            await broker.stop()  # its queue and connections, however the ingress ended
 
 
 def host_local_broker(

@@ -551,3 +551,15 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert read.enabled
     assert read.audience == "kpipe/router-events"
     assert read.subject_patterns() == ("system:serviceaccount:kpipe:a", "system:x:*")
+
+
+def test_a_failed_discovery_is_not_tried_again_before_the_cooldown(
+    issuer: Issuer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    # Every request with a token would otherwise wait on the issuer again.
+    issuer.claimed_issuer = "https://somewhere-else.example"
+    verifier = OIDCVerifier(settings(issuer))
+    for _ in range(5):
+        with pytest.raises(IssuerUnavailable):
+            verifier.verify(f"Bearer {token(signing_key, claims(issuer))}")
+    assert issuer.hits[DISCOVERY_PATH] == 1
