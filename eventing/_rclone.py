@@ -16,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import ctypes
+import io
 import logging
 import os
 import shutil
@@ -118,8 +120,8 @@ class RcloneBackend(Running):
         return self.data_dir / bucket / key
 
     def argv(self) -> list[str]:
-        """The rclone command line (the secret keys are in it: it is never logged)."""
-        argv = [
+        """The rclone command line (no secret: the keys go in :meth:`env`)."""
+        return [
             str(rclone_binary()),
             "serve",
             "s3",
@@ -132,9 +134,19 @@ class RcloneBackend(Running):
             "--log-level",
             "NOTICE",
         ]
-        for access_key, secret_key in self._credentials:
-            argv += ["--auth-key", f"{access_key},{secret_key}"]
-        return argv
+
+    def env(self) -> dict[str, str]:
+        """rclone's environment: ours, and the keys it accepts in ``RCLONE_AUTH_KEY``.
+
+        In the environment, not on the command line, which every user of the
+        machine can read in ``ps``. rclone reads a list flag's variable as
+        CSV, so each ``access,secret`` pair is one quoted field.
+        """
+        pairs = io.StringIO()
+        csv.writer(pairs, quoting=csv.QUOTE_ALL, lineterminator="").writerow(
+            f"{access_key},{secret_key}" for access_key, secret_key in self._credentials
+        )
+        return {**os.environ, "RCLONE_AUTH_KEY": pairs.getvalue()}
 
     def start(self) -> None:
         """Create the buckets, start rclone and wait until it answers.
@@ -147,6 +159,7 @@ class RcloneBackend(Running):
             (self.data_dir / bucket).mkdir(exist_ok=True)
         self._process = subprocess.Popen(
             self.argv(),
+            env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=sys.stderr.fileno(),
             stderr=sys.stderr.fileno(),

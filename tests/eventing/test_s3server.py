@@ -14,6 +14,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from minio import Minio
+from minio.error import InvalidResponseError, S3Error
 
 from eventing.contract import ObjectCreated
 from eventing.notifications import parse_notification
@@ -204,3 +205,15 @@ def test_wrong_credentials_are_refused(s3: S3Server, webhook: Any, bucket: str) 
         client.put_object(Bucket=bucket, Key="k", Body=b"x")
     assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     assert s3.notifier.stats()[webhook.url]["queued"] == 0
+
+
+def test_the_secret_keys_are_not_on_rclones_command_line(tmp_path: Path) -> None:
+    # Every user of the machine can read a command line (ps); the keys go in
+    # rclone's environment, and only the configured keys get in.
+    with S3Server(0, buckets=("b",), data_dir=tmp_path, credentials=("ak-test", "sk-test")) as s3:
+        argv = " ".join(s3.backend.argv())
+        assert "sk-test" not in argv
+        for host in (s3.endpoint, s3.backend_endpoint):
+            assert [b.name for b in Minio(host, "ak-test", "sk-test", secure=False).list_buckets()]
+            with pytest.raises((S3Error, InvalidResponseError)):
+                Minio(host, "ak-test", "wrong", secure=False).list_buckets()
