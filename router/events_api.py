@@ -31,8 +31,9 @@ async def events(request: Request, body: Body, services: Services) -> Response:
     try:
         reply = await run_in_threadpool(route_event, services, event)
     except DeliveryFailed as exc:
-        # The broker redelivers this event; the router then re-sends the
-        # requests that still have no answer.
+        # The run's state is committed; a request the broker did not take is
+        # sent again by the re-drive once it is KPIPE_REDRIVE_AFTER_S old
+        # (the redelivery of this event finds its step already recorded).
         return error_answer(exc)
     if reply is None:
         return Response(status_code=202)
