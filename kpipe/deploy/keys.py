@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from eventing.signing import BadKey, SigningKey
+from eventing.signing import BadKey, Role, SigningKey
 from kpipe.errors import KpipeError
 
-SIGNING_ROLES = ("router", "parts", "adapter")
+SIGNING_ROLES = tuple(role.value for role in Role)
 SIGNING_KEY_ENV = "KPIPE_SIGNING_KEY"
 TRUSTED_KEYS_ENV = "KPIPE_TRUSTED_KEYS"
 TRUSTED_KEYS_CONFIGMAP = "kpipe-trusted-keys"
