@@ -198,8 +198,9 @@ async def _in_process(queue: str) -> tuple[list[str], dict[str, int]]:
     async with Broker(config, queue_path=queue, local={"local://router": router}) as broker:
         headers, body = _event()
         broker.ingest(parse_cloudevent(headers, body))
-        for _ in range(200):
-            if len(seen) == 2:
+        # The broker counts a delivery once the subscriber has returned: wait for both.
+        for _ in range(500):
+            if len(seen) == 2 and broker.counters["delivered"] == 2:
                 break
             await asyncio.sleep(0.01)
         return seen, dict(broker.counters)
