@@ -8,5 +8,5 @@ from tests.e2e.conftest import stack, stack_ports  # noqa: F401
 # Real HTTP subscribers and servers on free ports.
 from tests.eventing.conftest import http, serve, subscriber, wait_for  # noqa: F401
 
-# The real parts catalogue.
-from tests.router.conftest import catalog, spec_data  # noqa: F401
+# The real parts catalogue, and a real S3 server with `uploads` and `processed`.
+from tests.router.conftest import catalog, s3, spec_data  # noqa: F401

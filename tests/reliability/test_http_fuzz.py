@@ -189,14 +189,6 @@ def _call(client: Any, method: str, path: str, body: bytes, headers: dict[str, s
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    server = S3Server(port=0, buckets=("uploads", "processed"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def router(s3: S3Server, catalog: Catalog) -> Iterator[TestClient]:
     settings = RouterSettings(KPIPE_HOME=Path(tempfile.mkdtemp(prefix="kpipe-http-fuzz-")))
     store = Store(settings.database())
