@@ -101,6 +101,19 @@ class ObjectRef:
             raise MalformedEvent("object reference needs a bucket and a key", field="key")
         return cls(bucket, key)
 
+    def is_under(self, bucket: str, prefix: str) -> bool:
+        """Whether this is an object of ``bucket`` under ``prefix``, with no ``..`` segment.
+
+        Example:
+            >>> ObjectRef("processed", "p/_runs/r1/../../q/x.jpg").is_under("processed", "p/")
+            False
+        """
+        return (
+            self.bucket == bucket
+            and self.key.startswith(prefix)
+            and ".." not in self.key.split("/")
+        )
+
     def __str__(self) -> str:
         return f"{self.bucket}/{self.key}"
 
@@ -276,15 +289,10 @@ class StepRequest:
         """
         own = run_prefix(context.pipeline, context.run)
         for ref in self.inputs:
-            inside_run = (
-                ref.bucket == self.output.bucket
-                and ref.key.startswith(own)
-                and ".." not in ref.key.split("/")
-            )
-            if ref != self.source and not inside_run:
+            if ref != self.source and not ref.is_under(self.output.bucket, own):
                 return f"input {ref} is neither the run's source nor one of its intermediates"
         allowed = pipeline_prefix(context.pipeline) if self.final else own
-        if not self.output.key.startswith(allowed) or ".." in self.output.key.split("/"):
+        if not self.output.is_under(self.output.bucket, allowed):
             return f"output {self.output} is outside {self.output.bucket}/{allowed}"
         return None
 

@@ -69,13 +69,7 @@ def _outputs_outside(
     """
     prefix = pipeline_prefix(ctx.pipeline)
     for ref in done.result.outputs:
-        if ref == run.source:
-            continue
-        if (
-            ref.bucket != spec.output.bucket
-            or not ref.key.startswith(prefix)
-            or ".." in ref.key.split("/")
-        ):
+        if ref != run.source and not ref.is_under(spec.output.bucket, prefix):
             return f"step {ctx.step!r} reported output {ref}, outside {spec.output.bucket}/{prefix}"
     return None
 
