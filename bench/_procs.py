@@ -97,10 +97,10 @@ def component(args: list[str], pid: int | None = None) -> str:
         module = args[args.index("-m") + 1]
         names = {
             "router": "router",
-            "eventing.broker": "broker",
+            "kpipe.local.broker": "broker",
             "eventing.adapter": "adapter",
-            "eventing.s3server": "s3",
-            "kpipe.tritonserver": "triton",
+            "kpipe.local.s3.server": "s3",
+            "kpipe.local.triton.server": "triton",
         }
         return names.get(module, module)
     return os.path.basename(args[0]) if args else "?"

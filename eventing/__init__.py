@@ -1,7 +1,7 @@
 """kpipe's eventing: the event contract, its HTTP binding, and the local servers.
 
 Servers and clients live in their own modules (``eventing.sink``,
-``eventing.adapter``, ``eventing.broker``, ``eventing.s3server``); import them
+``eventing.adapter``, ``kpipe.local.broker``, ``kpipe.local.s3.server``); import them
 from there so that importing the contract stays light.
 """
 

@@ -31,11 +31,11 @@ from eventing.errors import DeliveryFailed, MalformedNotification
 from eventing.notifications import parse_notification
 from eventing.signing import SigningKey, SigningSettings
 from eventing.sink import BrokerClient, HttpBrokerClient
-from kpipe.auth import BearerRefused, check_bearer
-from kpipe.errors import KpipeError
-from kpipe.http_body import BodyTooLarge, read_body
-from kpipe.http_status import status_for
-from kpipe.settings import EventSettings
+from kpipe.core.auth import BearerRefused, check_bearer
+from kpipe.core.errors import KpipeError
+from kpipe.core.http_body import BodyTooLarge, read_body
+from kpipe.core.http_status import status_for
+from kpipe.core.settings import EventSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def create_adapter_app(
 @click.option("--sink", default=None, envvar="K_SINK", help="Broker URL.")
 def main(host: str, port: int, token: str | None, sink: str | None) -> None:
     """Serve the MinIO webhook to CloudEvent adapter."""
-    from kpipe.logs import configure_logging
+    from kpipe.core.logs import configure_logging
 
     configure_logging("adapter")
     signer = SigningSettings().key()

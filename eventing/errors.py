@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 
 class EventingError(KpipeError):

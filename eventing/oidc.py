@@ -51,7 +51,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventing.errors import EventingError
-from kpipe.auth import AuthorizationMalformed, TokenMissing, bearer_token
+from kpipe.core.auth import AuthorizationMalformed, TokenMissing, bearer_token
 
 # Asymmetric algorithms only: a token's own ``alg`` header never chooses HMAC
 # (the public key as an HMAC secret) or ``none``.

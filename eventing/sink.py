@@ -1,7 +1,7 @@
 """The broker client: posts kpipe events to ``K_SINK`` in binary mode.
 
 Example:
-    >>> from kpipe.settings import EventSettings
+    >>> from kpipe.core.settings import EventSettings
     >>> with HttpBrokerClient.from_settings(EventSettings(K_SINK="http://127.0.0.1:1")) as c:
     ...     c.url
     'http://127.0.0.1:1'
@@ -20,8 +20,8 @@ import httpx
 from eventing.contract import Event
 from eventing.errors import DeliveryFailed
 from eventing.http import to_http
-from kpipe.retry import Backoff, retrying
-from kpipe.settings import EventSettings
+from kpipe.core.retry import Backoff, retrying
+from kpipe.core.settings import EventSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class HttpBrokerClient:
         url: the broker ingress (``K_SINK``).
         timeout_s: timeout of each attempt (connect, read, write, pool).
         retries: how many times to retry after the first attempt.
-        backoff: the waits between attempts (:class:`kpipe.retry.Backoff`).
+        backoff: the waits between attempts (:class:`kpipe.core.retry.Backoff`).
         transport: an httpx transport, for tests.
         sleep: called with each wait, for tests.
     """

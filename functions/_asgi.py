@@ -18,8 +18,8 @@ from starlette.responses import Response
 
 from functions.delivery import HttpReply, handle_http, health_reply
 from functions.runtime import ProcessRuntime
-from kpipe.http_body import BodyTooLarge, read_body
-from kpipe.http_status import status_for
+from kpipe.core.http_body import BodyTooLarge, read_body
+from kpipe.core.http_status import status_for
 
 logger = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ from eventing.signing import Unauthenticated
 from functions.errors import StepError
 from functions.runtime import StepRuntime
 from functions.step import run_request
-from kpipe.http_status import status_for
-from kpipe.logs import log_context
+from kpipe.core.http_status import status_for
+from kpipe.core.logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class RetryLater(StepError):
         self.retry_for_s = retry_for_s
 
 
-# What a part answers without an event (the status is kpipe.http_status's):
+# What a part answers without an event (the status is kpipe.core.http_status's):
 # the broker must not retry a 4xx, and redelivers a 503.
 _WITHOUT_EVENT = (MalformedEvent, Unauthenticated, OIDCError, OutOfScope, RetryLater)
 

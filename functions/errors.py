@@ -10,7 +10,7 @@ that, and for every other error, the answer is a ``step.failed`` event
 
 from __future__ import annotations
 
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 
 class StepError(KpipeError):

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from functions.errors import InferenceFailed, ModelNotReady
-from kpipe.retry import Backoff, retrying
+from kpipe.core.retry import Backoff, retrying
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from kpipe.settings import InferenceSettings
+    from kpipe.core.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class TritonInferenceClient:
     @classmethod
     def from_settings(cls, settings: InferenceSettings | None = None) -> TritonInferenceClient:
         """A client configured from TRITON_URL, TRITON_TIMEOUT_S and TRITON_PROBE_TIMEOUT_S."""
-        from kpipe.settings import InferenceSettings
+        from kpipe.core.settings import InferenceSettings
 
         # Fields come from the environment (mypy without the pydantic plugin cannot see that).
         s = settings if settings is not None else InferenceSettings()

@@ -27,7 +27,7 @@ import functions_framework.aio
 from functions._asgi import target
 from functions.catalog import default_catalog
 from functions.runtime import ProcessRuntime
-from kpipe.logs import configure_logging
+from kpipe.core.logs import configure_logging
 
 # Knative sets K_SERVICE to the service's name (kpipe up does the same).
 configure_logging(os.environ.get("K_SERVICE", "functions"))

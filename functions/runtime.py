@@ -17,14 +17,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from eventing.objectstore import MinioStore, ObjectStore
 from eventing.oidc import OIDCSettings, OIDCVerifier
 from eventing.signing import Role, SigningKey, SigningSettings, TrustedKeys
 from functions.catalog import Catalog, default_catalog
 from functions.inference import InferenceClient
 from functions.metrics import PartMetrics
-from functions.store import MinioStore, ObjectStore
-from kpipe.settings import DeliverySettings, ImageSettings, InferenceSettings, ObjectStoreSettings
-from kpipe.telemetry import Telemetry
+from kpipe.core.settings import (
+    DeliverySettings,
+    ImageSettings,
+    InferenceSettings,
+    ObjectStoreSettings,
+)
+from kpipe.core.telemetry import Telemetry
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ import click
 from kpipe.client import ApiClient, ApiError
 
 if TYPE_CHECKING:
-    from kpipe.stack import StackConfig
+    from kpipe.local.stack import StackConfig
 from kpipe.deploy.cli import deploy, models
-from kpipe.models import install_weights_command
+from kpipe.local.triton.weights import install_weights_command
 
 API_URL = "http://127.0.0.1:8080"
 _api_url = click.option(
@@ -134,8 +134,8 @@ def up(
     parts_port: int,
 ) -> None:
     """Run the whole local stack until Ctrl-C."""
-    from kpipe.stack import StackConfig, common_env, process_specs
-    from kpipe.supervisor import ComponentFailed, Supervisor
+    from kpipe.local.stack import StackConfig, common_env, process_specs
+    from kpipe.local.supervisor import ComponentFailed, Supervisor
 
     config = StackConfig(
         KPIPE_HOME=home,

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 FINISHED = ("succeeded", "failed")
 

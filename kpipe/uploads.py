@@ -5,8 +5,8 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from functions.store import http_pool, minio_client
-from kpipe.settings import ObjectStoreSettings
+from eventing.objectstore import http_pool, minio_client
+from kpipe.core.settings import ObjectStoreSettings
 
 
 def upload(path: Path, bucket: str, key: str, settings: ObjectStoreSettings | None = None) -> str:

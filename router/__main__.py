@@ -19,10 +19,10 @@ import uvicorn
 @click.option("--log-level", default="info", envvar="KPIPE_LOG_LEVEL", show_default=True)
 def main(host: str, port: int, log_level: str) -> None:
     """Serve the router (broker deliveries on /events) and the REST API."""
-    from kpipe.logs import configure_logging
-    from kpipe.settings import connect_url
+    from kpipe.core.logs import configure_logging
+    from kpipe.core.settings import connect_url
+    from kpipe.local.broker_host import LocalBrokerSettings, host_local_broker
     from router.api import create_app
-    from router.local_broker import LocalBrokerSettings, host_local_broker
     from router.services import services_from_env
 
     configure_logging("router", log_level)
@@ -30,7 +30,7 @@ def main(host: str, port: int, log_level: str) -> None:
     app = create_app(services)
     broker = LocalBrokerSettings()
     if broker.config is not None:
-        # kpipe up: this process runs the local broker too (router/local_broker.py).
+        # kpipe up: this process runs the local broker too (kpipe/local/broker_host.py).
         host_local_broker(app, services, broker, connect_url(host, port))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 

@@ -3,7 +3,7 @@
 No route lets FastAPI read its request body: FastAPI would read it whole, and
 before any dependency ran, so before the token check. Routes take the body
 through :data:`Body`, :func:`json_body` or :func:`read_upload` instead, which
-read it with :mod:`kpipe.http_body` (refused past the limit, not buffered
+read it with :mod:`kpipe.core.http_body` (refused past the limit, not buffered
 beyond it) once :func:`require_token` has passed.
 """
 
@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from kpipe import http_body
-from kpipe.auth import check_bearer
+from kpipe.core import http_body
+from kpipe.core.auth import check_bearer
 from router.errors import BadQuery, RequestInvalid
 from router.services import RouterServices
 
@@ -40,7 +40,7 @@ class _AuthorizationHeader(SecurityBase):
     """The ``Authorization`` header as sent; declares the bearer scheme in the OpenAPI document.
 
     (FastAPI's ``HTTPBearer`` would parse the header its own way; the one
-    check is :func:`kpipe.auth.check_bearer`.)
+    check is :func:`kpipe.core.auth.check_bearer`.)
     """
 
     def __init__(self) -> None:

@@ -1,10 +1,10 @@
-"""Errors raised by the router; :mod:`kpipe.http_status` maps their codes to HTTP statuses."""
+"""Errors raised by the router; :mod:`kpipe.core.http_status` maps their codes to HTTP statuses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 
 @dataclass(frozen=True)

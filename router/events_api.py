@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from eventing.contract import Event, EventType
 from eventing.errors import DeliveryFailed, MalformedEvent
 from eventing.http import from_cloudevent, from_http, parse_cloudevent, to_http
-from kpipe.logs import log_context
+from kpipe.core.logs import log_context
 from router.deps import Body, Services
 from router.responses import error_answer
 from router.services import RouterServices

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 
 from eventing.contract import Event
+from eventing.objectstore import MinioStore
 from functions.errors import StepError
-from functions.store import MinioStore
 from router.engine import Router
 from router.store import Store, StoredPipeline
 

@@ -1,4 +1,6 @@
-"""How the API answers errors: the JSON error body, with the status of :mod:`kpipe.http_status`.
+"""How the API answers errors: the JSON error body, with its status from the one table.
+
+The table is :mod:`kpipe.core.http_status`.
 
 Every 4xx and 5xx has the body ``{"error": {"code", "message", "field"}}``
 (plus ``problems`` for an invalid spec); a refused bearer token also carries
@@ -11,9 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from kpipe.auth import BearerRefused
-from kpipe.errors import KpipeError
-from kpipe.http_status import status_for
+from kpipe.core.auth import BearerRefused
+from kpipe.core.errors import KpipeError
+from kpipe.core.http_status import status_for
 from router.errors import RequestInvalid, SpecInvalid
 
 

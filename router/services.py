@@ -8,12 +8,12 @@ from typing import Any, Protocol
 
 from eventing.contract import Event
 from eventing.errors import DeliveryFailed
+from eventing.objectstore import MinioStore, split_endpoint
 from eventing.oidc import OIDCSettings, OIDCVerifier
 from eventing.signing import SigningKey, SigningSettings, TrustedKeys
 from eventing.sink import BrokerClient, HttpBrokerClient
 from functions.part import Part
-from functions.store import MinioStore, split_endpoint
-from kpipe.telemetry import Telemetry
+from kpipe.core.telemetry import Telemetry
 from router.backfill import Backfills
 from router.engine import Router
 from router.errors import PipelineNotFound, Unavailable
@@ -152,7 +152,7 @@ class RouterServices:
 def services_from_env(settings: RouterSettings | None = None) -> RouterServices:
     """The real services, configured from the environment (as in a cluster or `kpipe up`)."""
     from functions.catalog import default_catalog
-    from kpipe.settings import EventSettings, InferenceSettings, ObjectStoreSettings
+    from kpipe.core.settings import EventSettings, InferenceSettings, ObjectStoreSettings
     from router.health import http_check
 
     settings = settings or RouterSettings()

@@ -1,16 +1,26 @@
-"""Fixtures shared by every test package: free ports and real photos."""
+"""Fixtures shared by every test package: free ports, a real S3 server and real photos."""
 
 from __future__ import annotations
 
 import io
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from minio import Minio
 from PIL import Image, ImageDraw, ImageFont
+
+from eventing.contract import ObjectRef
+from eventing.objectstore import MinioStore
+from kpipe.core.settings import ObjectStoreSettings
+from kpipe.local.s3.server import S3Server
+
+# The one bucket of the S3 server of `s3_endpoint`.
+BUCKET = "uploads"
 
 
 def _free_port() -> int:
@@ -23,6 +33,53 @@ def _free_port() -> int:
 def free_port() -> Callable[[], int]:
     """A factory of free loopback ports (tests never use the stack's fixed ports)."""
     return _free_port
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    """``host:port`` of the local object store's rclone, where the parts read and write.
+
+    A fresh one per test (its data in the test's folder), with one empty bucket.
+    """
+    with S3Server(
+        0, buckets=(BUCKET,), data_dir=tmp_path / "s3", credentials=("test", "test")
+    ) as s3:
+        yield s3.backend_endpoint
+
+
+@pytest.fixture
+def store_settings(s3_endpoint: str) -> ObjectStoreSettings:
+    return ObjectStoreSettings.model_validate(
+        {
+            "MINIO_ENDPOINT": s3_endpoint,
+            "MINIO_ACCESS_KEY": "test",
+            "MINIO_SECRET_KEY": "test",
+            "MINIO_TIMEOUT_S": 5,
+        }
+    )
+
+
+@pytest.fixture
+def raw_s3(s3_endpoint: str) -> Minio:
+    """A plain minio client, to check objects behind the store's back."""
+    return Minio(s3_endpoint, "test", "test", secure=False, region="us-east-1")
+
+
+@pytest.fixture
+def store(store_settings: ObjectStoreSettings) -> Iterator[MinioStore]:
+    with MinioStore(store_settings, attempts=1, backoff_s=0.01) as opened:
+        yield opened
+
+
+@pytest.fixture
+def upload(raw_s3: Minio) -> Callable[[str, bytes], ObjectRef]:
+    """Put bytes at a key of the test bucket; returns its ref."""
+
+    def put(key: str, data: bytes) -> ObjectRef:
+        raw_s3.put_object(BUCKET, key, io.BytesIO(data), len(data))
+        return ObjectRef(BUCKET, key)
+
+    return put
 
 
 def wait_until(

@@ -26,7 +26,7 @@ from bench.context import Context
 from bench.figures._direct import step_request
 from bench.model import Figure, Goal
 from eventing.contract import ObjectRef
-from kpipe.stack import PARTS, REPO, common_env, process_specs
+from kpipe.local.stack import PARTS, REPO, common_env, process_specs
 from tests.e2e.conftest import free_block
 
 PARAMS: dict[str, dict[str, Any]] = {
@@ -41,7 +41,7 @@ GOAL_S = 0.5
 def part_process(ctx: Context, part: str, port: int) -> tuple[list[str], dict[str, str]]:
     """The command line and env ``kpipe up`` runs ``part`` with on this stack, on ``port``.
 
-    Taken from :func:`kpipe.stack.process_specs` (which rewrites the stack's
+    Taken from :func:`kpipe.local.stack.process_specs` (which rewrites the stack's
     triggers file with the same content), so the part gets exactly what
     ``kpipe up`` gives it: its signing key, the trusted keys, rclone's S3 port.
     """

@@ -28,11 +28,11 @@ from bench.context import Context
 from bench.figures._runs import chain, drive, throughput, unique_keys
 from bench.model import Figure, Goal
 from eventing.contract import ObjectRef, StepCall, StepOutput, StepRequest
+from eventing.objectstore import MinioStore
 from functions.catalog import default_catalog
 from functions.runtime import PerThreadInference, StepRuntime
 from functions.step import run_request
-from functions.store import MinioStore
-from kpipe.settings import ImageSettings, InferenceSettings, ObjectStoreSettings
+from kpipe.core.settings import ImageSettings, InferenceSettings, ObjectStoreSettings
 
 CONCURRENCY = 2
 STEPS: list[tuple[str, dict[str, Any]]] = [

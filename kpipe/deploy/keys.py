@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eventing.signing import BadKey, Role, SigningKey
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 SIGNING_ROLES = tuple(role.value for role in Role)
 SIGNING_KEY_ENV = "KPIPE_SIGNING_KEY"

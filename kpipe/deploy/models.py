@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 if TYPE_CHECKING:
     from minio import Minio
 
-    from kpipe.settings import ObjectStoreSettings
+    from kpipe.core.settings import ObjectStoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Pushed:
 
 
 def client_from_settings(settings: ObjectStoreSettings) -> Minio:
-    """kpipe's S3 client (:func:`functions.store.minio_client`), with time for large files.
+    """kpipe's S3 client (:func:`eventing.objectstore.minio_client`), with time for large files.
 
     Args:
         settings: the object store (``MINIO_ENDPOINT`` ...).
@@ -60,7 +60,7 @@ def client_from_settings(settings: ObjectStoreSettings) -> Minio:
     Returns:
         The client (no request is sent yet).
     """
-    from functions.store import http_pool, minio_client
+    from eventing.objectstore import http_pool, minio_client
 
     # Model files run to hundreds of MB: give the store time to take each part.
     return minio_client(settings, http_pool(settings, read_timeout_s=settings.timeout_s * 6))

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from kpipe.errors import KpipeError
+from kpipe.core.errors import KpipeError
 
 Obj = dict[str, Any]
 

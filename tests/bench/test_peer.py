@@ -22,7 +22,7 @@ from bench.figures._celery import (
     wait_ready,
 )
 from bench.peer import STEP_TASK, PeerSettings, create_app, reencode_png, step
-from eventing.s3server import S3Server
+from kpipe.local.s3.server import S3Server
 from tests.conftest import encode
 
 BUCKET = "processed"

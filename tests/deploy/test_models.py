@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from minio import Minio
 
-from eventing.s3server import S3Server
 from kpipe.deploy.cli import models
 from kpipe.deploy.models import NoModels, push_models
+from kpipe.local.s3.server import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

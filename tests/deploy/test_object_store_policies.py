@@ -37,9 +37,9 @@ from minio.commonconfig import CopySource
 from minio.error import InvalidResponseError, S3Error
 
 from eventing.contract import ObjectRef
-from functions.store import MinioStore, StoreRefused
+from eventing.objectstore import MinioStore, StoreRefused
+from kpipe.core.settings import ObjectStoreSettings
 from kpipe.deploy.render import KNATIVE_DIR
-from kpipe.settings import ObjectStoreSettings
 
 POLICY_DIR = KNATIVE_DIR / "base" / "minio-policies"
 BUCKETS = ("uploads", "processed", "models")

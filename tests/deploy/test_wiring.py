@@ -12,9 +12,9 @@ from eventing.adapter import main as adapter_main
 from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
 from eventing.oidc import OIDCSettings
 from functions.catalog import default_catalog
-from kpipe import settings as kpipe_settings
+from kpipe.core import settings as kpipe_settings
+from kpipe.core.settings import EventSettings, InferenceSettings, ObjectStoreSettings
 from kpipe.deploy.keys import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV
-from kpipe.settings import EventSettings, InferenceSettings, ObjectStoreSettings
 from router.settings import RouterSettings
 from tests.deploy.conftest import by_kind
 

@@ -8,8 +8,8 @@ import pytest
 from eventing.contract import ObjectCreated
 from eventing.errors import DeliveryFailed
 from eventing.sink import HttpBrokerClient
-from kpipe.retry import Backoff
-from kpipe.settings import EventSettings
+from kpipe.core.retry import Backoff
+from kpipe.core.settings import EventSettings
 
 EVENT = ObjectCreated("uploads", "a.jpg", 1, "e").to_event("/kpipe/s3/uploads")
 

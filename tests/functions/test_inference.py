@@ -19,7 +19,7 @@ import pytest
 
 from functions.errors import ModelNotReady
 from functions.inference import InferenceClient, TritonInferenceClient
-from kpipe.settings import InferenceSettings
+from kpipe.core.settings import InferenceSettings
 
 X = {"x": np.zeros((1, 3, 32, 32), dtype=np.float32)}
 

@@ -18,12 +18,17 @@ from eventing.contract import (
     step_event_id,
 )
 from eventing.http import from_http, to_http
+from eventing.objectstore import MinioStore
 from eventing.signing import SigningKey
 from functions.catalog import Catalog
 from functions.delivery import handle_http, health_reply
 from functions.runtime import PerThreadInference, StepRuntime
-from functions.store import MinioStore
-from kpipe.settings import DeliverySettings, ImageSettings, InferenceSettings, ObjectStoreSettings
+from kpipe.core.settings import (
+    DeliverySettings,
+    ImageSettings,
+    InferenceSettings,
+    ObjectStoreSettings,
+)
 from tests.functions.conftest import BUCKET, CONTEXT, PARTS_KEY, ROUTER_KEY, TRUSTED
 
 Upload = Callable[[str, bytes], ObjectRef]

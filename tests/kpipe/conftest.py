@@ -1,6 +1,5 @@
-"""Fixtures of the kpipe package tests: ASGI apps on free ports, a real S3 server."""
+"""Fixtures of the kpipe package tests: ASGI apps on free ports and subscribers."""
 
 from __future__ import annotations
 
-from tests.eventing.conftest import serve  # noqa: F401
-from tests.functions.conftest import raw_s3, s3_endpoint  # noqa: F401
+from tests.eventing.conftest import http, samples_dir, serve, subscriber, wait_for  # noqa: F401

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from eventing.signing import Role
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
-from kpipe.retry import Backoff
-from kpipe.stack import PARTS
+from kpipe.core.retry import Backoff
+from kpipe.local.stack import PARTS
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices

@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventing.broker import BrokerConfig, DeliverySpec, Trigger, create_broker_app
 from eventing.contract import (
     Event,
     EventType,
@@ -30,13 +29,14 @@ from eventing.contract import (
     StepRequest,
 )
 from eventing.http import from_http, to_http
-from eventing.s3server import S3Server
+from eventing.objectstore import MinioStore
 from eventing.signing import Role
 from functions.catalog import Catalog
 from functions.delivery import handle_http
 from functions.runtime import StepRuntime
-from functions.store import MinioStore
-from kpipe.settings import ImageSettings, ObjectStoreSettings
+from kpipe.core.settings import ImageSettings, ObjectStoreSettings
+from kpipe.local.broker import BrokerConfig, DeliverySpec, Trigger, create_broker_app
+from kpipe.local.s3.server import S3Server
 from router.api import create_app
 from router.state import RunStatus
 from tests.eventing.conftest import Subscriber

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from eventing.contract import ObjectCreated
 from eventing.http import to_http
 from eventing.signing import Role
-from kpipe.keys import ensure_keys
+from kpipe.local.keys import ensure_keys
 from tests.e2e.conftest import Stack
 from tests.reliability._images import noise_jpeg
 from tests.reliability._stack import broker_url, one_step

@@ -27,14 +27,14 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient as StarletteClient
 
 from eventing.adapter import create_adapter_app
-from eventing.broker import BrokerConfig, create_broker_app
 from eventing.contract import Event, EventType, PipelineContext
 from eventing.http import to_http
-from eventing.s3server import S3Server
+from eventing.objectstore import MinioStore
 from eventing.signing import Role, SigningKey, TrustedKeys
 from functions.catalog import Catalog, default_catalog
-from functions.store import MinioStore
-from kpipe.settings import ObjectStoreSettings
+from kpipe.core.settings import ObjectStoreSettings
+from kpipe.local.broker import BrokerConfig, create_broker_app
+from kpipe.local.s3.server import S3Server
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from starlette.testclient import TestClient as StarletteClient
 
 from eventing.adapter import create_adapter_app
-from eventing.broker import BrokerConfig, create_broker_app
 from eventing.contract import Event
 from eventing.signing import Role
 from functions.catalog import Catalog
+from kpipe.local.broker import BrokerConfig, create_broker_app
 from tests.reliability._apps import PART_ENV, TARGETS, part_client, router_client
 from tests.router.apps import KEYS
 

@@ -31,13 +31,13 @@ from eventing.contract import (
     StepRequest,
 )
 from eventing.http import to_http
+from eventing.objectstore import MinioStore
 from eventing.signing import SIGNER, Role, SigningKey
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
-from functions.store import MinioStore
-from kpipe.retry import Backoff
-from kpipe.settings import ObjectStoreSettings
-from kpipe.stack import StackConfig
+from kpipe.core.retry import Backoff
+from kpipe.core.settings import ObjectStoreSettings
+from kpipe.local.stack import StackConfig
 from router.settings import RouterSettings
 from tests.e2e.conftest import REPO, Stack
 from tests.eventing.conftest import Subscriber
@@ -239,7 +239,7 @@ def spy_compare_digest(monkeypatch: pytest.MonkeyPatch, module: str) -> list[tup
 def test_the_adapter_compares_the_token_in_constant_time(
     monkeypatch: pytest.MonkeyPatch, make: Callable[[str], Any]
 ) -> None:
-    calls = spy_compare_digest(monkeypatch, "kpipe.auth")
+    calls = spy_compare_digest(monkeypatch, "kpipe.core.auth")
     with StarletteClient(make(TOKEN)) as client:
         wrong = client.post("/", content=b"{}", headers={"authorization": "Bearer nope"})
         missing = client.post("/", content=b"{}")
@@ -250,7 +250,7 @@ def test_the_adapter_compares_the_token_in_constant_time(
 def test_the_api_compares_the_token_in_constant_time(
     monkeypatch: pytest.MonkeyPatch, guarded: TestClient
 ) -> None:
-    calls = spy_compare_digest(monkeypatch, "kpipe.auth")
+    calls = spy_compare_digest(monkeypatch, "kpipe.core.auth")
     assert guarded.get("/v1/runs", headers={"authorization": "Bearer no"}).status_code == 401
     assert (b"no", TOKEN.encode()) in calls
 

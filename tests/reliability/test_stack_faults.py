@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from eventing.notifications import notification_for
-from kpipe.keys import ensure_webhook_token
+from kpipe.local.keys import ensure_webhook_token
 from tests.e2e.conftest import Stack
 from tests.reliability._images import noise_jpeg
 from tests.reliability._stack import (

@@ -57,7 +57,7 @@ def _triton_group(stack: Stack) -> int:
     port = stack.env["KPIPE_TRITON_HTTP_PORT"]
     for proc in psutil.process_iter(["cmdline"]):
         words = proc.info["cmdline"] or []
-        if "kpipe.tritonserver" in words and port in words:
+        if "kpipe.local.triton.server" in words and port in words:
             group = os.getpgid(proc.pid)
             assert group != os.getpgrp(), "Triton shares the test's process group"
             return group

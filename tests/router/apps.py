@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Scope
 
 from eventing.contract import Event
+from eventing.objectstore import MinioStore
 from eventing.signing import SIGNER, Role, SigningKey, TrustedKeys
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
-from functions.store import MinioStore
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices

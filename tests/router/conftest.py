@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from eventing.s3server import S3Server
 from functions.catalog import Catalog, default_catalog
+from kpipe.local.s3.server import S3Server
 from router.store import Store
 
 # Real HTTP subscribers (a broker stand-in that records what the router sends).

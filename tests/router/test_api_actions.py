@@ -20,11 +20,11 @@ from eventing.contract import (
     step_event_id,
 )
 from eventing.http import from_http, to_http
-from eventing.s3server import S3Server
+from eventing.objectstore import MinioStore
 from eventing.sink import Backoff, HttpBrokerClient
 from functions.catalog import Catalog
-from functions.store import MinioStore
-from kpipe.settings import ObjectStoreSettings
+from kpipe.core.settings import ObjectStoreSettings
+from kpipe.local.s3.server import S3Server
 from tests.conftest import wait_until
 from tests.eventing.conftest import Subscriber
 from tests.router.apps import make_client, signed

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router._legacy_conditions import Clause, parse_legacy, rewrite_condition
 from router.conditions import BadCondition, parse_condition
+from router.migrations.legacy_conditions import Clause, parse_legacy, rewrite_condition
 
 # -- the old semantics, as router/conditions.py had them before CEL (commit 7781e27) -----------
 

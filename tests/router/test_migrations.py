@@ -25,12 +25,12 @@ from click.testing import CliRunner
 
 from eventing.contract import ObjectCreated
 from router import migrations
-from router._legacy_conditions import rewrite_condition
 from router.backfill_store import BackfillStatus, BackfillStore
 from router.conditions import parse_condition
 from router.errors import PipelineNotFound
 from router.migrations.__main__ import main as migrations_cli
 from router.migrations.__main__ import next_revision_id
+from router.migrations.legacy_conditions import rewrite_condition
 from router.schema import metadata
 from router.settings import RouterSettings
 from router.state import RunStatus

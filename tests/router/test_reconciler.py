@@ -16,11 +16,11 @@ import pytest
 
 from eventing.contract import Event, EventType, ObjectCreated, ObjectRef, StepRequest
 from eventing.http import from_http
-from eventing.s3server import S3Server
+from eventing.objectstore import MinioStore
 from eventing.sink import Backoff, HttpBrokerClient
 from functions.catalog import Catalog
-from functions.store import MinioStore
-from kpipe.settings import ObjectStoreSettings
+from kpipe.core.settings import ObjectStoreSettings
+from kpipe.local.s3.server import S3Server
 from router.engine import Router
 from router.reconciler import Reconciler
 from router.store import RunQuery, Store

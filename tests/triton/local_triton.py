@@ -1,4 +1,4 @@
-"""Start and stop ``python -m kpipe.tritonserver`` in a subprocess on free ports."""
+"""Start and stop ``python -m kpipe.local.triton.server`` in a subprocess on free ports."""
 
 from __future__ import annotations
 
@@ -72,12 +72,12 @@ class LocalTriton:
 
 
 def start_triton(repository: Path, log: Path) -> LocalTriton:
-    """Start ``python -m kpipe.tritonserver`` on free ports (not waiting for it)."""
+    """Start ``python -m kpipe.local.triton.server`` on free ports (not waiting for it)."""
     http_port = free_port()
     command = [
         sys.executable,
         "-m",
-        "kpipe.tritonserver",
+        "kpipe.local.triton.server",
         "--model-repository",
         str(repository),
         "--http-port",

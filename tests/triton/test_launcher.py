@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kpipe.tritonserver import _libpython_env
+from kpipe.local.triton.server import _libpython_env
 from tests.triton.local_triton import LocalTriton, copy_configs, http_ok, start_triton
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from functions.parts._coco import COCO_LABELS
-from kpipe.model_repository import BadModelConfig, read_model_config, read_repository
-from kpipe.models import PACKAGED_WEIGHTS, install_weights
+from kpipe.local.triton.repository import BadModelConfig, read_model_config, read_repository
+from kpipe.local.triton.weights import PACKAGED_WEIGHTS, install_weights
 from tests.triton.local_triton import REPOSITORY
 
 

@@ -15,13 +15,13 @@ import onnxruntime as ort
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from kpipe._model_transforms import (
+from kpipe.local.triton._transforms import (
     ModelTransformError,
     centerface_for_triton,
     character_list,
     ppocr_rec_for_triton,
 )
-from kpipe.models import PACKAGED_WEIGHTS
+from kpipe.local.triton.weights import PACKAGED_WEIGHTS
 
 WEIGHTS = {w.model: w for w in PACKAGED_WEIGHTS}
 

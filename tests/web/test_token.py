@@ -27,11 +27,11 @@ from eventing.contract import (
     StepRequest,
 )
 from eventing.http import from_http, to_http
-from eventing.s3server import S3Server
+from eventing.objectstore import MinioStore
 from eventing.signing import Role
 from functions.catalog import default_catalog
-from functions.store import MinioStore
-from kpipe.settings import ObjectStoreSettings
+from kpipe.core.settings import ObjectStoreSettings
+from kpipe.local.s3.server import S3Server
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices

@@ -7,7 +7,7 @@ Create Date: 2026-12-02
 kpipe 0.1.0 wrote conditions in a small grammar of its own (``and``, ``or``,
 ``not``, ``contains``); the router now reads CEL. Every stored pipeline
 version keeps its meaning: each condition is rewritten into the CEL that
-holds exactly when the old one did (:func:`router._legacy_conditions.rewrite_condition`).
+holds exactly when the old one did (:func:`router.migrations.legacy_conditions.rewrite_condition`).
 A condition that cannot be rewritten stops the upgrade, naming the pipeline,
 the version and the field, rather than storing one the router would refuse.
 No schema changes. There is no way back: CEL is not the old grammar, so the
@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from router._legacy_conditions import rewrite_condition
 from router.conditions import BadCondition
+from router.migrations.legacy_conditions import rewrite_condition
 
 revision = "0002"
 down_revision = "0001"

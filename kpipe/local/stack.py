@@ -1,0 +1,256 @@
+"""The local stack: which processes ``kpipe up`` runs, on which ports, wired how.
+
+It is the one-machine twin of deploy/knative: the same functions-framework
+targets, the same event routing (one trigger per part filtering on
+``kpipefunction``, one set for the router) and the same env vars. The
+router's process hosts the local broker; the S3 server keeps its objects in
+``KPIPE_HOME/s3``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
+from eventing.signing import Role
+from functions.catalog import DEFAULT_MODULES
+from kpipe.core.settings import connect_url
+from kpipe.local.broker.triggers import DeliverySpec, Trigger, write_config
+from kpipe.local.keys import ensure_keys, ensure_webhook_token, trusted_keys_env
+from kpipe.local.supervisor import ProcessSpec
+
+REPO = Path(__file__).resolve().parents[2]
+# One functions-framework process per part of the catalogue.
+PARTS = tuple(DEFAULT_MODULES)
+
+
+class StackConfig(BaseSettings):
+    """Ports and paths of the local stack; each is a flag of ``kpipe up`` and an env var."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
+    # Where the router (the API and the web page) listens. Not HOST: shells
+    # export that name, and a stack must not listen on 0.0.0.0 by chance.
+    host: str = Field("127.0.0.1", validation_alias="KPIPE_HOST")
+    # Where everything else listens, whatever KPIPE_HOST says: the object store
+    # (with its well-known keys), Triton (no authentication), the broker's
+    # ingress and the parts are reached through the router, or from this machine.
+    internal_host: str = "127.0.0.1"
+    router_port: int = Field(8080, validation_alias="KPIPE_ROUTER_PORT")
+    s3_port: int = Field(9000, validation_alias="KPIPE_S3_PORT")
+    # rclone's own S3 endpoint: the parts read and write there, one hop shorter.
+    s3_backend_port: int = Field(9010, validation_alias="KPIPE_S3_BACKEND_PORT")
+    triton_port: int = Field(8000, validation_alias="KPIPE_TRITON_HTTP_PORT")
+    triton_grpc_port: int = Field(8001, validation_alias="KPIPE_TRITON_GRPC_PORT")
+    triton_metrics_port: int = Field(8002, validation_alias="KPIPE_TRITON_METRICS_PORT")
+    broker_port: int = Field(8090, validation_alias="KPIPE_BROKER_PORT")
+    adapter_port: int = Field(8091, validation_alias="KPIPE_ADAPTER_PORT")
+    parts_port: int = Field(8100, validation_alias="KPIPE_PARTS_PORT")
+    models: Path = Field(REPO / "triton" / "models", validation_alias="KPIPE_TRITON_MODELS")
+    buckets: tuple[str, ...] = ("uploads", "processed")
+    # Like `mc event add local/uploads ... --event put` in the cluster: outputs
+    # written to `processed` send no notification nobody would consume.
+    notify_buckets: tuple[str, ...] = ("uploads",)
+    access_key: str = Field("minioadmin", validation_alias="MINIO_ACCESS_KEY", repr=False)
+    secret_key: str = Field("minioadmin", validation_alias="MINIO_SECRET_KEY", repr=False)
+    # Retry schedule of the local broker, exponential from 0.2 s: the router's
+    # triggers retry 5 times (about 12 s in all); the parts' 9 times (about
+    # 200 s, Knative's default), so a part's 503 while Triton is down is
+    # redelivered until KPIPE_RETRY_FOR_S has passed.
+    retry: int = 5
+    part_retry: int = 9
+    backoff_delay_s: float = 0.2
+
+    def url(self, port: int, path: str = "") -> str:
+        """The URL of a server of the stack other than the router."""
+        return connect_url(self.internal_host, port, path)
+
+    def router_url(self, path: str = "") -> str:
+        """The router's URL (it listens on ``host``), as the router names itself."""
+        return connect_url(self.host, self.router_port, path)
+
+    def part_port(self, name: str) -> int:
+        return self.parts_port + 1 + PARTS.index(name)
+
+    @property
+    def broker_url(self) -> str:
+        return self.url(self.broker_port, "/default/default")
+
+
+def write_triggers(config: StackConfig, path: Path) -> None:
+    """Write the local broker's triggers: the same routing rules as deploy/knative."""
+    router = config.router_url("/events")
+    triggers = [
+        Trigger(
+            name=f"router-{kind.value.removeprefix('io.kpipe.').replace('.', '-')}",
+            subscriber=router,
+            attributes={"type": kind.value},
+        )
+        for kind in ROUTER_EVENT_TYPES
+    ]
+    triggers += [
+        Trigger(
+            name=f"part-{name.replace('_', '-')}",
+            subscriber=config.url(config.part_port(name), "/"),
+            attributes={"type": EventType.STEP_REQUESTED.value, EXT_FUNCTION: name},
+            delivery=DeliverySpec(retry=config.part_retry),
+        )
+        for name in PARTS
+    ]
+    delivery = DeliverySpec(
+        retry=config.retry,
+        backoff_policy="exponential",
+        backoff_delay_s=config.backoff_delay_s,
+        dead_letter_sink=config.router_url("/dead-letters"),
+    )
+    write_config(path, triggers, delivery)
+
+
+def common_env(config: StackConfig) -> dict[str, str]:
+    """The env every component gets, as a ConfigMap and Secret would give it in a cluster."""
+    return {
+        "KPIPE_HOME": str(config.home.resolve()),
+        # Every role's public key: each receiver checks who signed what it gets.
+        "KPIPE_TRUSTED_KEYS": trusted_keys_env(ensure_keys(config.home)),
+        # The S3 front: uploads through it are fsynced and notified.
+        "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_port}",
+        "MINIO_ACCESS_KEY": config.access_key,
+        "MINIO_SECRET_KEY": config.secret_key,
+        "TRITON_URL": f"{config.internal_host}:{config.triton_port}",
+        "K_SINK": config.broker_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def process_specs(config: StackConfig) -> list[ProcessSpec]:
+    """Every process of the local stack, in start order.
+
+    Each process gets only its own role's signing key (made in
+    ``KPIPE_HOME/keys`` on the first start, see :mod:`kpipe.local.keys`).
+    """
+    python = sys.executable
+    keys = ensure_keys(config.home)
+    webhook = {"KPIPE_WEBHOOK_TOKEN": ensure_webhook_token(config.home)}
+    triggers = config.home.resolve() / "triggers.yaml"
+    write_triggers(config, triggers)
+    specs = [
+        ProcessSpec(
+            "s3",
+            [
+                python,
+                "-m",
+                "kpipe.local.s3.server",
+                "--host",
+                config.internal_host,
+                "--port",
+                str(config.s3_port),
+                "--backend-port",
+                str(config.s3_backend_port),
+                "--data-dir",
+                str(config.home.resolve() / "s3"),
+                *[a for b in config.buckets for a in ("--bucket", b)],
+                *[a for b in config.notify_buckets for a in ("--notify-bucket", b)],
+                "--webhook",
+                config.url(config.adapter_port, "/"),
+            ],
+            config.url(config.s3_port, "/minio/health/live"),
+            env=webhook,
+        ),
+        ProcessSpec(
+            "triton",
+            [
+                python,
+                "-m",
+                "kpipe.local.triton.server",
+                "--host",
+                config.internal_host,
+                "--http-port",
+                str(config.triton_port),
+                "--grpc-port",
+                str(config.triton_grpc_port),
+                "--metrics-port",
+                str(config.triton_metrics_port),
+                "--model-repository",
+                str(config.models),
+            ],
+            # PyTriton's server answers /v2/health/ready before it loads its
+            # models (and 400 while it loads them): wait for the one parts need.
+            config.url(config.triton_port, "/v2/models/text_detection/ready"),
+            ready_timeout_s=180.0,
+        ),
+        ProcessSpec(
+            "adapter",
+            [
+                python,
+                "-m",
+                "eventing.adapter",
+                "--host",
+                config.internal_host,
+                "--port",
+                str(config.adapter_port),
+            ],
+            config.url(config.adapter_port, "/healthz"),
+            env={**webhook, "KPIPE_SIGNING_KEY": keys[Role.ADAPTER].entry()},
+        ),
+    ]
+    for name in PARTS:
+        port = config.part_port(name)
+        specs.append(
+            ProcessSpec(
+                name,
+                # functions-framework's own ASGI app, served by uvicorn in one
+                # process: no gunicorn arbiter to start, fork and keep in memory
+                # (`functions-framework --asgi` runs the same app under gunicorn).
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "functions_framework.aio:app",
+                    "--host",
+                    config.internal_host,
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                config.url(port, "/"),
+                env={
+                    "FUNCTION_SOURCE": str(REPO / "functions/main.py"),
+                    "FUNCTION_TARGET": name,
+                    # Knative sets K_SERVICE to the service name; logs use it.
+                    "K_SERVICE": name.replace("_", "-"),
+                    "KPIPE_SIGNING_KEY": keys[Role.PARTS].entry(),
+                    # Parts write outputs, which no one is notified of: straight to rclone.
+                    "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_backend_port}",
+                },
+            )
+        )
+    # The router's /healthz checks what the supervisor waits for, so it never
+    # says ready while Triton is still loading the model (its own Triton check
+    # is the server's /v2/health/ready, which is right only for a Triton that
+    # loads its models before it serves).
+    health = ",".join(f"{s.name}={s.ready_url}" for s in specs if s.name != "s3")
+    health += f",broker={config.url(config.broker_port, '/healthz')}"
+    specs.append(
+        ProcessSpec(
+            "router",
+            [python, "-m", "router", "--host", config.host, "--port", str(config.router_port)],
+            # Open with or without KPIPE_API_TOKEN.
+            config.router_url("/openapi.json"),
+            env={
+                "KPIPE_HEALTH_URLS": health,
+                "KPIPE_SIGNING_KEY": keys[Role.ROUTER].entry(),
+                # The router's process runs the local broker (kpipe/local/broker_host.py).
+                "KPIPE_BROKER_CONFIG": str(triggers),
+                "KPIPE_BROKER_HOST": config.internal_host,
+                "KPIPE_BROKER_PORT": str(config.broker_port),
+            },
+        )
+    )
+    return specs
