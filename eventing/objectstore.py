@@ -1,4 +1,11 @@
-"""The object store: one protocol, and the real S3 implementation (minio client)."""
+"""The object store: one protocol, the real S3 implementation (minio client), and its errors.
+
+Every kpipe process that speaks S3 builds its client here
+(:func:`minio_client`): the parts, the router, ``kpipe run``, ``kpipe models
+push`` and the local store's gateway. The errors derive from the floor's
+root, so a part's step and the router's reconciler read the same ``code`` and
+``retryable``.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,41 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from urllib3.util.retry import Retry
 
 from eventing.contract import ObjectCreated, ObjectRef
-from functions.errors import ObjectMissing, StepError, StoreUnavailable
+from kpipe.core.errors import KpipeError
 from kpipe.core.settings import ObjectStoreSettings
+
+
+class ObjectStoreError(KpipeError):
+    """Root of the object store's errors."""
+
+    code = "object_store_error"
+
+
+class ObjectMissing(ObjectStoreError, LookupError):
+    """An object is gone (deleted between its notification and its processing)."""
+
+    code = "object_missing"
+
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"{ref} does not exist")
+        self.ref = ref
+
+
+class StoreUnavailable(ObjectStoreError, ConnectionError):
+    """The object store did not answer; the request may be tried again (the message names it)."""
+
+    code = "store_unavailable"
+    retryable = True
+
+
+class StoreRefused(ObjectStoreError, PermissionError):
+    """The object store answered with a permanent error (credentials, policy, bad request)."""
+
+    code = "store_refused"
+
+    def __init__(self, ref: object, reason: str) -> None:
+        super().__init__(f"object store refused {ref}: {reason}")
+        self.ref = ref
 
 
 class ObjectStore(Protocol):
@@ -41,16 +81,6 @@ class ObjectStore(Protocol):
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject"})
 # Statuses the retry policy retries, then StoreUnavailable when they persist.
 _TRANSIENT_STATUSES = (500, 502, 503, 504)
-
-
-class StoreRefused(StepError, PermissionError):
-    """The object store answered with a permanent error (credentials, policy, bad request)."""
-
-    code = "store_refused"
-
-    def __init__(self, ref: object, reason: str) -> None:
-        super().__init__(f"object store refused {ref}: {reason}")
-        self.ref = ref
 
 
 def store_retry(attempts: int = 3, backoff_s: float = 0.25) -> Retry:
@@ -186,7 +216,7 @@ class MinioStore:
 
     @contextmanager
     def _errors(self, ref: ObjectRef) -> Iterator[None]:
-        """Turn minio and urllib3 failures into the step errors of the protocol."""
+        """Turn minio and urllib3 failures into the errors of the protocol."""
         try:
             yield
         except S3Error as exc:
@@ -245,12 +275,18 @@ def split_endpoint(settings: ObjectStoreSettings) -> tuple[str, bool]:
     return parsed.netloc, secure
 
 
+# How much longer than MINIO_TIMEOUT_S a client of large files waits for each
+# answer: each part of a multipart upload waits for the store to take 5 MiB or
+# more, and model files run to hundreds of MB.
+LARGE_FILE_TIMEOUT_FACTOR = 6
+
+
 def http_pool(
     settings: ObjectStoreSettings,
     *,
     attempts: int = 3,
     backoff_s: float = 0.25,
-    read_timeout_s: float | None = None,
+    large_files: bool = False,
 ) -> urllib3.PoolManager:
     """The connection pool of an S3 client: explicit timeouts and :func:`store_retry`.
 
@@ -258,9 +294,10 @@ def http_pool(
         settings: ``MINIO_TIMEOUT_S`` is the connect and (by default) the read timeout.
         attempts: Retries of a failing request.
         backoff_s: Base of the exponential backoff between retries.
-        read_timeout_s: A longer read timeout, for uploads of large files.
+        large_files: Wait :data:`LARGE_FILE_TIMEOUT_FACTOR` times longer for
+            each answer, for uploads of large files.
     """
-    read_s = read_timeout_s if read_timeout_s is not None else settings.timeout_s
+    read_s = settings.timeout_s * (LARGE_FILE_TIMEOUT_FACTOR if large_files else 1)
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=settings.timeout_s, read=read_s),
         retries=store_retry(attempts, backoff_s),

@@ -42,6 +42,7 @@ from eventing.contract import (
 )
 from eventing.errors import EventingError, MalformedEvent
 from eventing.http import from_http, to_http
+from eventing.objectstore import ObjectStoreError
 from eventing.oidc import OIDCError
 from eventing.signing import Unauthenticated
 from functions.errors import StepError
@@ -59,13 +60,17 @@ class OutOfScope(EventingError, PermissionError):
     code = "out_of_scope"
 
 
+# What a step ends with: a part's own errors and the object store's.
+StepFailure = StepError | ObjectStoreError
+
+
 class RetryLater(StepError):
     """A retryable step error on a request young enough for the broker to redeliver; 503."""
 
     code = "unavailable"
     retryable = True
 
-    def __init__(self, cause: StepError, age_s: float, retry_for_s: float) -> None:
+    def __init__(self, cause: StepFailure, age_s: float, retry_for_s: float) -> None:
         super().__init__(str(cause))
         self.cause_code = cause.code
         self.age_s = age_s
@@ -192,7 +197,7 @@ def _run_and_reply(
     attempt = delivery.request.attempt
     try:
         completed = run_request(delivery.request, runtime, traceparent)
-    except StepError as exc:
+    except (StepError, ObjectStoreError) as exc:
         age_s, retry_for_s = delivery.age_s(), runtime.delivery.retry_for_s
         if exc.retryable and age_s < retry_for_s:
             return _rejection(RetryLater(exc, age_s, retry_for_s), function_name)
@@ -221,7 +226,7 @@ def _run_and_reply(
 
 
 def _failure(
-    exc: StepError, age_s: float, retry_for_s: float, function_name: str, attempt: int
+    exc: StepFailure, age_s: float, retry_for_s: float, function_name: str, attempt: int
 ) -> StepFailed:
     """The step.failed of a step error; a retryable one has run out of redeliveries."""
     if not exc.retryable:

@@ -1,8 +1,9 @@
 """Errors a step can end with; each becomes a ``step.failed`` event.
 
 ``code`` is the machine-readable error code in the event; ``retryable`` says
-whether the same request could succeed later. A retryable error (the object
-store or Triton unreachable, a model not loaded) is answered 503 so the broker
+whether the same request could succeed later. A retryable error (Triton
+unreachable, a model not loaded, or the object store's
+:class:`~eventing.objectstore.StoreUnavailable`) is answered 503 so the broker
 redelivers, while the request is younger than ``KPIPE_RETRY_FOR_S``; after
 that, and for every other error, the answer is a ``step.failed`` event
 (see :mod:`functions.delivery`).
@@ -14,10 +15,14 @@ from kpipe.core.errors import KpipeError
 
 
 class StepError(KpipeError):
-    """Root of the errors a part raises while running a step."""
+    """Root of the errors a part raises while running a step.
+
+    A step also ends with the object store's errors
+    (:class:`~eventing.objectstore.ObjectStoreError`): both carry ``code`` and
+    ``retryable``.
+    """
 
     code = "step_error"
-    retryable = False
 
 
 class BadParams(StepError, ValueError):
@@ -45,23 +50,6 @@ class ImageTooLarge(BadImage):
     """An image declares more pixels than the configured limit (a decompression bomb)."""
 
     code = "image_too_large"
-
-
-class ObjectMissing(StepError, LookupError):
-    """An input object is gone (deleted between its notification and its processing)."""
-
-    code = "object_missing"
-
-    def __init__(self, ref: object) -> None:
-        super().__init__(f"{ref} does not exist")
-        self.ref = ref
-
-
-class StoreUnavailable(StepError, ConnectionError):
-    """The object store did not answer; the delivery is retried (the message names it)."""
-
-    code = "store_unavailable"
-    retryable = True
 
 
 class ModelNotReady(StepError):

@@ -49,8 +49,9 @@ def run_request(
         The output ref(s) and the metadata (see the module docstring).
 
     Raises:
-        StepError: Any part, decode or store failure (UnknownFunction,
-            BadParams, BadImage, ObjectMissing, StoreUnavailable, ...).
+        StepError: Any part or decode failure (UnknownFunction, BadParams,
+            BadImage, ...).
+        ObjectStoreError: Any store failure (ObjectMissing, StoreUnavailable, ...).
     """
     started = time.perf_counter()
     # Resolve and validate every call before any I/O: bad params fail fast.

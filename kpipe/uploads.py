@@ -16,8 +16,7 @@ def upload(path: Path, bucket: str, key: str, settings: ObjectStoreSettings | No
     and its keys, read from the environment unless ``settings`` is given.
     """
     settings = settings or ObjectStoreSettings()
-    # Each part of a multipart upload waits for the store to take 5 MiB or more.
-    http = http_pool(settings, read_timeout_s=settings.timeout_s * 6)
+    http = http_pool(settings, large_files=True)
     try:
         client = minio_client(settings, http)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 
 from eventing.contract import Event
-from eventing.objectstore import MinioStore
-from functions.errors import StepError
+from eventing.objectstore import MinioStore, ObjectStoreError
 from router.engine import Router
 from router.store import Store, StoredPipeline
 
@@ -75,7 +74,7 @@ class Reconciler:
         for stored in self._store.list_pipelines():
             try:
                 emitted += self._reconcile(stored, now)
-            except StepError as exc:  # one unreadable bucket must not stop the others
+            except ObjectStoreError as exc:  # one unreadable bucket must not stop the others
                 log.warning("cannot reconcile %s: %s", stored.name, exc)
         for event in emitted:
             self._send(event)

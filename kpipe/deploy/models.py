@@ -62,8 +62,7 @@ def client_from_settings(settings: ObjectStoreSettings) -> Minio:
     """
     from eventing.objectstore import http_pool, minio_client
 
-    # Model files run to hundreds of MB: give the store time to take each part.
-    return minio_client(settings, http_pool(settings, read_timeout_s=settings.timeout_s * 6))
+    return minio_client(settings, http_pool(settings, large_files=True))
 
 
 def model_files(repository: Path) -> dict[str, list[Path]]:

@@ -11,8 +11,15 @@ import pytest
 from minio import Minio
 
 from eventing.contract import ObjectRef
-from eventing.objectstore import MinioStore, StoreRefused, minio_client, split_endpoint, store_retry
-from functions.errors import ObjectMissing, StoreUnavailable
+from eventing.objectstore import (
+    MinioStore,
+    ObjectMissing,
+    StoreRefused,
+    StoreUnavailable,
+    minio_client,
+    split_endpoint,
+    store_retry,
+)
 from kpipe.core.settings import ObjectStoreSettings
 from kpipe.deploy.models import client_from_settings
 

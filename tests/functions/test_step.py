@@ -13,8 +13,9 @@ from minio import Minio
 from PIL import Image
 
 from eventing.contract import ObjectRef, StepRequest
+from eventing.objectstore import ObjectMissing
 from functions.catalog import UnknownFunction
-from functions.errors import BadParams, ObjectMissing
+from functions.errors import BadParams
 from functions.runtime import StepRuntime
 from functions.step import UnsafeOutput, output_ref, run_request
 

@@ -28,11 +28,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 import aiohttp
-from minio import Minio
 from minio.error import S3Error
 from yarl import URL
 
 from eventing.notifications import Origin, notification_for
+from eventing.objectstore import minio_client
+from kpipe.core.settings import ObjectStoreSettings
 from kpipe.local.s3._notify import WebhookNotifier
 from kpipe.local.s3._rclone import fsync_object
 
@@ -135,12 +136,16 @@ class S3Front:
         self._notifier = notifier
         self._buckets = frozenset(notify_buckets) if notify_buckets is not None else None
         self._origin = origin or Origin()
-        self._stat_client = Minio(
-            backend.endpoint,
-            access_key=credentials[0],
-            secret_key=credentials[1],
-            secure=False,
-            region="us-east-1",
+        # kpipe's one S3 client, with its timeouts and retries, on the server behind.
+        self._stat_client = minio_client(
+            ObjectStoreSettings.model_validate(
+                {
+                    "MINIO_ENDPOINT": backend.endpoint,
+                    "MINIO_ACCESS_KEY": credentials[0],
+                    "MINIO_SECRET_KEY": credentials[1],
+                    "MINIO_SECURE": False,
+                }
+            )
         )
         self._session: aiohttp.ClientSession | None = None
 

@@ -7,10 +7,10 @@ import importlib
 import pytest
 
 from eventing.errors import DeliveryFailed, MalformedEvent
-from eventing.objectstore import StoreRefused
+from eventing.objectstore import StoreRefused, StoreUnavailable
 from eventing.signing import Unauthenticated
 from functions.delivery import OutOfScope
-from functions.errors import ModelNotReady, StoreUnavailable
+from functions.errors import ModelNotReady
 from kpipe.core.auth import AuthorizationMalformed, TokenInvalid, TokenMissing
 from kpipe.core.errors import KpipeError
 from kpipe.core.http_body import BodyTooLarge
