@@ -34,7 +34,7 @@ from eventing.sink import BrokerClient, HttpBrokerClient
 from kpipe.core.auth import BearerRefused, check_bearer
 from kpipe.core.errors import KpipeError
 from kpipe.core.http_body import BodyTooLarge, read_body
-from kpipe.core.http_status import status_for
+from kpipe.core.http_status import error_body, status_for
 from kpipe.core.settings import EventSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ SOURCE_PREFIX = "/kpipe/s3/"
 def _error(exc: KpipeError) -> JSONResponse:
     headers = {"www-authenticate": exc.challenge} if isinstance(exc, BearerRefused) else None
     return JSONResponse(
-        {"error": exc.code, "message": exc.message}, status_code=status_for(exc), headers=headers
+        error_body(exc.code, exc.message, getattr(exc, "field", None)),
+        status_code=status_for(exc),
+        headers=headers,
     )
 
 

@@ -9,7 +9,6 @@ reply into a Starlette response. It never reads a CloudEvents header itself.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -19,7 +18,7 @@ from starlette.responses import Response
 from functions.delivery import HttpReply, handle_http, health_reply
 from functions.runtime import ProcessRuntime
 from kpipe.core.http_body import BodyTooLarge, read_body
-from kpipe.core.http_status import status_for
+from kpipe.core.http_status import error_json, status_for
 
 logger = logging.getLogger(__name__)
 
@@ -83,5 +82,4 @@ def _response(reply: HttpReply) -> Response:
 
 
 def _json(status: int, code: str, message: str) -> HttpReply:
-    body = json.dumps({"error": code, "message": message}).encode()
-    return HttpReply(status, {"content-type": "application/json"}, body)
+    return HttpReply(status, {"content-type": "application/json"}, error_json(code, message))

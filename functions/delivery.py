@@ -48,7 +48,7 @@ from eventing.signing import Unauthenticated
 from functions.errors import StepError
 from functions.runtime import StepRuntime
 from functions.step import run_request
-from kpipe.core.http_status import status_for
+from kpipe.core.http_status import error_json, status_for
 from kpipe.core.logs import log_context
 
 logger = logging.getLogger(__name__)
@@ -266,18 +266,21 @@ def _rejection(exc: Exception, function_name: str) -> HttpReply:
     """The event-less answer to ``exc``, with its status from kpipe's one table."""
     status = status_for(exc)
     logger.warning("%s: answering %d: %s", function_name, status, exc)
-    body: dict[str, Any] = {"error": str(getattr(exc, "code", "internal")), "message": str(exc)}
     headers = {"content-type": "application/json"}
+    field = getattr(exc, "field", None)
     if isinstance(exc, RetryLater):
-        body |= {
-            "error": exc.cause_code,
-            "retryable": True,
-            "age_s": round(exc.age_s, 3),
-            "retry_for_s": exc.retry_for_s,
-        }
+        body = error_json(
+            exc.cause_code,
+            str(exc),
+            retryable=True,
+            age_s=round(exc.age_s, 3),
+            retry_for_s=exc.retry_for_s,
+        )
+    else:
+        body = error_json(str(getattr(exc, "code", "internal")), str(exc), field)
     if isinstance(exc, OIDCError) and status == 401:
         headers["www-authenticate"] = 'Bearer realm="kpipe"'
-    return HttpReply(status, headers, json.dumps(body).encode())
+    return HttpReply(status, headers, body)
 
 
 def _json_reply(status: int, data: Mapping[str, Any]) -> HttpReply:

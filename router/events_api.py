@@ -131,6 +131,7 @@ def _said(error_data: object) -> str:
         parsed = json.loads(text)
     except ValueError:
         parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
-        text = parsed["message"]
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        text = error["message"]  # kpipe's one error body (kpipe.core.http_status)
     return f": {text.strip()[:300]}" if text.strip() else ""

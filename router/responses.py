@@ -15,14 +15,8 @@ from fastapi.responses import JSONResponse
 
 from kpipe.core.auth import BearerRefused
 from kpipe.core.errors import KpipeError
-from kpipe.core.http_status import status_for
+from kpipe.core.http_status import error_body, status_for
 from router.errors import RequestInvalid, SpecInvalid
-
-
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "field": field}}, status_code=status
-    )
 
 
 def error_answer(exc: KpipeError) -> JSONResponse:
@@ -30,12 +24,15 @@ def error_answer(exc: KpipeError) -> JSONResponse:
     if isinstance(exc, SpecInvalid):
         return JSONResponse(
             {
-                "error": {"code": exc.code, "message": exc.message, "field": exc.problems[0].path},
+                **error_body(exc.code, exc.message, exc.problems[0].path),
                 "problems": [p.to_data() for p in exc.problems],
             },
             status_code=status_for(exc),
         )
-    response = error_response(status_for(exc), exc.code, exc.message, getattr(exc, "field", None))
+    response = JSONResponse(
+        error_body(exc.code, exc.message, getattr(exc, "field", None)),
+        status_code=status_for(exc),
+    )
     if isinstance(exc, BearerRefused):
         response.headers["WWW-Authenticate"] = exc.challenge
     return response

@@ -1,4 +1,9 @@
-"""The one table from kpipe's error codes to HTTP statuses, for every kpipe server.
+"""The one table from kpipe's error codes to HTTP statuses, and the one error body.
+
+Every kpipe server (the REST API, the broker's ingress, the adapter, the
+parts) answers an error with :func:`status_for` and the body of
+:func:`error_body`: ``{"error": {"code", "message", "field"}}``, with any
+details of the error beside them.
 
 Every kpipe error has a ``code`` (the machine-readable code its HTTP answers
 carry), so the table is keyed by code: a code means the same status whoever
@@ -20,12 +25,16 @@ Example:
     413
     >>> status_for(ValueError("not ours"))
     500
+    >>> error_body("body_too_large", "the body is over 1024 bytes")
+    {'error': {'code': 'body_too_large', 'message': 'the body is over 1024 bytes', 'field': None}}
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 STATUS_BY_CODE: Mapping[str, int] = MappingProxyType(
     {
@@ -74,3 +83,20 @@ def status_for(exc: BaseException) -> int:
         if isinstance(code, str) and code in STATUS_BY_CODE:
             return STATUS_BY_CODE[code]
     return INTERNAL
+
+
+def error_body(code: str, message: str, field: str | None = None, **details: Any) -> dict[str, Any]:
+    """The JSON body every kpipe server answers an error with.
+
+    Args:
+        code: the machine-readable code (the key of :data:`STATUS_BY_CODE`).
+        message: what went wrong, for a person.
+        field: the request field at fault, if one is.
+        details: more fields of the error (a retry's age, say), beside these.
+    """
+    return {"error": {"code": code, "message": message, "field": field, **details}}
+
+
+def error_json(code: str, message: str, field: str | None = None, **details: Any) -> bytes:
+    """:func:`error_body`, serialised, for servers that write their answers' bytes."""
+    return json.dumps(error_body(code, message, field, **details)).encode()

@@ -89,7 +89,7 @@ def test_malformed_body_is_400() -> None:
     with TestClient(create_adapter_app(RecordingSink(), KEY)) as client:
         response = client.post("/", content=b'{"no": "records"}')
     assert response.status_code == 400
-    assert response.json()["error"] == "malformed_notification"
+    assert response.json()["error"]["code"] == "malformed_notification"
 
 
 def test_oversized_body_is_413() -> None:
@@ -102,7 +102,7 @@ def test_broker_refusal_is_503_so_minio_retries(sample: bytes) -> None:
     with TestClient(create_adapter_app(RecordingSink(refuse=True), KEY)) as client:
         response = client.post("/", content=sample)
     assert response.status_code == 503
-    assert response.json()["error"] == "delivery_failed"
+    assert response.json()["error"]["code"] == "delivery_failed"
 
 
 def test_healthz() -> None:

@@ -97,7 +97,7 @@ def test_malformed_event_gets_400(env: str) -> None:
         "/", headers={"content-type": "application/json"}, content=b'{"hello": "world"}'
     )
     assert reply.status_code == 400
-    assert reply.json()["error"] == "malformed_event"
+    assert reply.json()["error"]["code"] == "malformed_event"
     assert "ce-type" not in reply.headers
 
 
@@ -111,7 +111,7 @@ def test_get_is_a_health_check(target: str) -> None:
 def test_other_methods_are_refused() -> None:
     reply = _app("blur").delete("/")
     assert reply.status_code == 405
-    assert reply.json()["error"] == "method_not_allowed"
+    assert reply.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_bad_configuration_is_a_json_500(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,7 +120,7 @@ def test_bad_configuration_is_a_json_500(monkeypatch: pytest.MonkeyPatch) -> Non
     headers, body = _delivery("resize", source, {"width": 10})
     reply = _app("resize").post("/", headers=headers, content=body)
     assert reply.status_code == 500
-    assert reply.json()["error"] == "misconfigured"
+    assert reply.json()["error"]["code"] == "misconfigured"
     assert "soon" not in reply.text  # the caller is not authenticated: details go to the log
 
 
@@ -128,7 +128,7 @@ def test_a_misconfigured_part_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("KPIPE_TRUSTED_KEYS")
     reply = _app("resize").get("/")
     assert reply.status_code == 503
-    assert reply.json()["error"] == "misconfigured"
+    assert reply.json()["error"]["code"] == "misconfigured"
 
 
 @pytest.mark.slow

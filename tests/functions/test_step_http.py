@@ -113,7 +113,7 @@ def test_events_not_for_us_are_refused(
     status, headers, body = handle_http(*to_http(ROUTER_KEY.sign(event)), "resize", runtime)
     assert status == 400
     assert headers["content-type"] == "application/json"
-    assert json.loads(body)["error"] == "malformed_event"
+    assert json.loads(body)["error"]["code"] == "malformed_event"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_malformed_deliveries_are_refused(
 ) -> None:
     status, _, reply_body = handle_http(headers, body, "resize", runtime)
     assert status == 400
-    assert json.loads(reply_body)["error"] == "malformed_event"
+    assert json.loads(reply_body)["error"]["code"] == "malformed_event"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_signed_requests_with_bad_data_are_refused(
     event = Event(EventType.STEP_REQUESTED, "/kpipe/router", data, CONTEXT)
     status, _, reply_body = handle_http(*to_http(ROUTER_KEY.sign(event)), "resize", runtime)
     assert status == 400
-    assert json.loads(reply_body)["error"] == "malformed_event"
+    assert json.loads(reply_body)["error"]["code"] == "malformed_event"
 
 
 @pytest.fixture
@@ -166,8 +166,8 @@ def test_store_down_asks_for_redelivery(store_down: MinioStore, make_request: Ma
     runtime = _runtime(store_down)
     status, headers, reply_body = handle_http(*_delivery(request), "resize", runtime)
     assert (status, headers["content-type"]) == (503, "application/json")
-    reason = json.loads(reply_body)
-    assert reason["error"] == "store_unavailable"
+    reason = json.loads(reply_body)["error"]
+    assert reason["code"] == "store_unavailable"
     assert store_down.endpoint in reason["message"]
     assert (reason["retryable"], reason["retry_for_s"]) == (True, 180.0)
 
@@ -207,8 +207,8 @@ def test_triton_down_asks_for_redelivery_naming_model_and_url(
     delivery = _detect_text(upload, make_request, astronaut_jpeg, timedelta(seconds=5))
     status, _, reply_body = handle_http(*delivery, "detect_text", runtime)
     assert status == 503
-    reason = json.loads(reply_body)
-    assert reason["error"] == "model_not_ready"
+    reason = json.loads(reply_body)["error"]
+    assert reason["code"] == "model_not_ready"
     assert f"model text_detection not ready on Triton at {url}" in reason["message"]
     assert reason["retryable"] is True
     assert 5.0 <= reason["age_s"] < reason["retry_for_s"]
@@ -319,7 +319,7 @@ def test_a_request_not_signed_by_the_router_is_refused_and_does_nothing(
     request = make_request(ObjectRef(BUCKET, "in/x.jpg"), ("resize", {"width": 9}))
     status, _, body = handle_http(*_delivery(request, key=key), "resize", _runtime(store))
     assert status == 401
-    assert json.loads(body)["error"] == "unauthenticated"
+    assert json.loads(body)["error"]["code"] == "unauthenticated"
     assert store.calls == []
 
 
@@ -365,7 +365,7 @@ def test_a_signed_request_outside_its_run_is_refused_and_does_nothing(
     )
     status, _, body = handle_http(*_delivery(request), "resize", _runtime(store))
     assert status == 403
-    assert json.loads(body)["error"] == "out_of_scope"
+    assert json.loads(body)["error"]["code"] == "out_of_scope"
     assert store.calls == []
 
 

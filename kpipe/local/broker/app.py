@@ -27,7 +27,7 @@ from starlette.routing import Route
 from eventing.errors import MalformedEvent
 from eventing.http import parse_cloudevent
 from kpipe.core.http_body import BodyTooLarge, read_body
-from kpipe.core.http_status import status_for
+from kpipe.core.http_status import error_body, status_for
 from kpipe.local.broker.core import Broker
 from kpipe.local.broker.errors import BrokerBusy
 from kpipe.local.broker.triggers import BrokerConfig
@@ -58,7 +58,8 @@ def create_ingress_app(
             if status == 400:
                 broker.counters["rejected_malformed"] += 1
             log.info("ingress refused an event (%d): %s", status, exc.message)
-            return JSONResponse({"error": exc.code, "message": exc.message}, status_code=status)
+            answer = error_body(exc.code, exc.message, getattr(exc, "field", None))
+            return JSONResponse(answer, status_code=status)
         return Response(status_code=202)
 
     async def healthz(request: Request) -> Response:
