@@ -22,8 +22,8 @@ from minio.error import S3Error
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventing.signing import Role, SigningKey
+from kpipe.local.config import PARTS, StackConfig
 from kpipe.local.keys import ensure_keys
-from kpipe.local.stack import PARTS, StackConfig
 from router import keys
 from tests.e2e.conftest import Stack, free_block, ports_at, start_stack, stop_stack
 

@@ -16,17 +16,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import click
 
 from kpipe.client import ApiClient, ApiError
-
-if TYPE_CHECKING:
-    from kpipe.local.stack import StackConfig
 from kpipe.deploy.cli import deploy, models
+from kpipe.local.config import StackConfig
 from kpipe.local.triton.weights import install_weights_command
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 API_URL = "http://127.0.0.1:8080"
 _api_url = click.option(
@@ -85,67 +86,56 @@ def _say_who_can_get_in(config: StackConfig) -> None:
     )
 
 
+def _stack_option(name: str, help: str | None = None) -> Callable[[F], F]:
+    """A ``kpipe up`` option for the StackConfig field ``name``: its default and env var."""
+    field = StackConfig.model_fields[name]
+    kind: Any = click.Path(path_type=Path) if field.annotation is Path else field.annotation
+    return click.option(
+        f"--{name.replace('_', '-')}",
+        name,
+        type=kind,
+        default=field.default,
+        envvar=field.validation_alias,
+        show_default=True,
+        show_envvar=True,
+        help=help,
+    )
+
+
+# Every StackConfig field that has an env var is a flag of `kpipe up`, in this order, but
+# the object store's keys (a command line is visible to every user of the machine).
+_UP_OPTIONS = {
+    "home": "State dir: database, logs, keys, objects.",
+    "host": "Where the router (the API and the web page) listens.",
+    "router_port": None,
+    "s3_port": None,
+    "s3_backend_port": "rclone's own S3 port, which the parts use.",
+    "triton_port": None,
+    "triton_grpc_port": None,
+    "triton_metrics_port": None,
+    "broker_port": None,
+    "adapter_port": None,
+    "parts_port": "Parts listen on the ports after this one.",
+    "models": "The Triton model repository.",
+}
+
+
+def _up_options(command: F) -> F:
+    for name, help in reversed(_UP_OPTIONS.items()):
+        command = _stack_option(name, help)(command)
+    return command
+
+
 @main.command()
-@click.option(
-    "--home",
-    type=click.Path(path_type=Path),
-    envvar="KPIPE_HOME",
-    default=".kpipe",
-    show_default=True,
-    help="State dir: database, logs, broker config.",
-)
-@click.option(
-    "--router-port", type=int, envvar="KPIPE_ROUTER_PORT", default=8080, show_default=True
-)
-@click.option("--s3-port", type=int, envvar="KPIPE_S3_PORT", default=9000, show_default=True)
-@click.option(
-    "--s3-backend-port",
-    type=int,
-    envvar="KPIPE_S3_BACKEND_PORT",
-    default=9010,
-    show_default=True,
-    help="rclone's own S3 port, which the parts use.",
-)
-@click.option(
-    "--triton-port", type=int, envvar="KPIPE_TRITON_HTTP_PORT", default=8000, show_default=True
-)
-@click.option(
-    "--broker-port", type=int, envvar="KPIPE_BROKER_PORT", default=8090, show_default=True
-)
-@click.option(
-    "--adapter-port", type=int, envvar="KPIPE_ADAPTER_PORT", default=8091, show_default=True
-)
-@click.option(
-    "--parts-port",
-    type=int,
-    envvar="KPIPE_PARTS_PORT",
-    default=8100,
-    show_default=True,
-    help="Parts listen on the ports after this one.",
-)
-def up(
-    home: Path,
-    router_port: int,
-    s3_port: int,
-    s3_backend_port: int,
-    triton_port: int,
-    broker_port: int,
-    adapter_port: int,
-    parts_port: int,
-) -> None:
+@_up_options
+def up(**options: Any) -> None:
     """Run the whole local stack until Ctrl-C."""
-    from kpipe.local.stack import StackConfig, common_env, process_specs
+    from kpipe.local.stack import common_env, process_specs
     from kpipe.local.supervisor import ComponentFailed, Supervisor
 
-    config = StackConfig(
-        KPIPE_HOME=home,
-        KPIPE_ROUTER_PORT=router_port,
-        KPIPE_S3_PORT=s3_port,
-        KPIPE_S3_BACKEND_PORT=s3_backend_port,
-        KPIPE_TRITON_HTTP_PORT=triton_port,
-        KPIPE_BROKER_PORT=broker_port,
-        KPIPE_ADAPTER_PORT=adapter_port,
-        KPIPE_PARTS_PORT=parts_port,
+    fields = StackConfig.model_fields
+    config = StackConfig.model_validate(
+        {fields[name].validation_alias: value for name, value in options.items()}
     )
     _say_who_can_get_in(config)
     config.home.mkdir(parents=True, exist_ok=True)
@@ -168,8 +158,8 @@ def up(
             if ready:
                 click.echo(
                     f"kpipe is up: API and web page {config.router_url()}  "
-                    f"S3 {config.url(s3_port)} (minioadmin/minioadmin)  "
-                    f"Triton {config.url(triton_port)}\nPress Ctrl-C to stop."
+                    f"S3 {config.url(config.s3_port)} (minioadmin/minioadmin)  "
+                    f"Triton {config.url(config.triton_port)}\nPress Ctrl-C to stop."
                 )
                 supervisor.watch(stop)
             click.echo("\nkpipe: stopping")

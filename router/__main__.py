@@ -11,7 +11,8 @@ import uvicorn
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", envvar="KPIPE_ROUTER_HOST", show_default=True)
+# KPIPE_HOST, as `kpipe up` names where the router listens (kpipe/local/config.py).
+@click.option("--host", default="127.0.0.1", envvar="KPIPE_HOST", show_default=True)
 # Knative injects PORT; kpipe up sets KPIPE_ROUTER_PORT.
 @click.option(
     "--port", default=8080, type=int, envvar=["KPIPE_ROUTER_PORT", "PORT"], show_default=True
@@ -21,7 +22,8 @@ def main(host: str, port: int, log_level: str) -> None:
     """Serve the router (broker deliveries on /events) and the REST API."""
     from kpipe.core.logs import configure_logging
     from kpipe.core.settings import connect_url
-    from kpipe.local.broker_host import LocalBrokerSettings, host_local_broker
+    from kpipe.local.broker_host import host_local_broker
+    from kpipe.local.config import LocalBrokerSettings
     from router.api import create_app
     from router.services import services_from_env
 

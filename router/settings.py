@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kpipe.core.settings import HomeSettings
 
 # Which endpoints one router process serves (KPIPE_ROUTER_SERVES): `all` of
 # them (local), the public `api` (REST API and web page), or the cluster-local
@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Serves = Literal["all", "api", "events"]
 
 
-class RouterSettings(BaseSettings):
+class RouterSettings(HomeSettings):
     """How the router and REST API run.
 
     ``KPIPE_HEALTH_URLS`` lists extra components ``/healthz`` must check, as
@@ -28,9 +28,6 @@ class RouterSettings(BaseSettings):
     the bearer token every REST call and ``/metrics`` need.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
     database_url: str | None = Field(None, validation_alias="KPIPE_DATABASE_URL", repr=False)
     api_token: str | None = Field(None, validation_alias="KPIPE_API_TOKEN", repr=False)
     serves: Serves = Field("all", validation_alias="KPIPE_ROUTER_SERVES")

@@ -31,7 +31,7 @@ from celery.result import AsyncResult
 
 from bench._procs import Usage, descendants, usage
 from bench.peer import STEP_TASK, PeerSettings, create_app
-from kpipe.local.stack import REPO
+from kpipe.local.config import REPO
 
 START_TIMEOUT_S = 120.0
 CHAIN_TIMEOUT_S = 120.0

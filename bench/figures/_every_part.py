@@ -39,7 +39,7 @@ from bench.context import Context
 from bench.figures._direct import post, step_request
 from bench.figures._runs import unique_keys
 from eventing.contract import ObjectRef
-from kpipe.local.stack import PARTS
+from kpipe.local.config import PARTS
 
 PREFIX = "bench-every-part"
 IN_FLIGHT = 2  # requests at a time to a part asked directly

@@ -26,7 +26,8 @@ from bench.context import Context
 from bench.figures._direct import step_request
 from bench.model import Figure, Goal
 from eventing.contract import ObjectRef
-from kpipe.local.stack import PARTS, REPO, common_env, process_specs
+from kpipe.local.config import PARTS, REPO
+from kpipe.local.stack import common_env, process_specs
 from tests.e2e.conftest import free_block
 
 PARAMS: dict[str, dict[str, Any]] = {

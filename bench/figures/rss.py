@@ -18,7 +18,7 @@ from typing import Any
 
 from bench._procs import MIB, RssSampler
 from bench.model import Figure, Goal
-from kpipe.local.stack import PARTS
+from kpipe.local.config import PARTS
 
 PART_GOAL_MB = 150.0
 STACK_GOAL_MB = 2048.0

@@ -7,8 +7,18 @@ to the processes it starts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HomeSettings(BaseSettings):
+    """``KPIPE_HOME``: where the processes of one machine keep their state (default ``.kpipe``)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
 
 
 class ObjectStoreSettings(BaseSettings):

@@ -21,14 +21,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Generator
-from pathlib import Path
 
 import uvicorn
 from cloudevents.http import CloudEvent
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventing.http import from_cloudevent, to_cloudevent
 from kpipe.core.errors import KpipeError
@@ -38,29 +35,11 @@ from kpipe.local.broker.core import Broker
 from kpipe.local.broker.delivery import LocalSubscriber, Outcome
 from kpipe.local.broker.local import InProcessClient
 from kpipe.local.broker.triggers import load_config
+from kpipe.local.config import LocalBrokerSettings
 from router.events_api import handle_dead_letter, route_event
 from router.services import RouterServices
 
 log = logging.getLogger(__name__)
-
-
-class LocalBrokerSettings(BaseSettings):
-    """Where the hosted broker listens and keeps its queue; off unless a config is given."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    config: Path | None = Field(None, validation_alias="KPIPE_BROKER_CONFIG")
-    host: str = Field("127.0.0.1", validation_alias="KPIPE_BROKER_HOST")
-    port: int = Field(8090, validation_alias="KPIPE_BROKER_PORT")
-    home: Path = Field(Path(".kpipe"), validation_alias="KPIPE_HOME")
-    # NORMAL: an accepted event survives the process dying; FULL: a power cut too.
-    synchronous: str = Field(
-        "NORMAL", validation_alias="KPIPE_BROKER_SYNC", pattern="^(NORMAL|FULL)$"
-    )
-
-    @property
-    def queue_path(self) -> Path:
-        return self.home / "broker.db"
 
 
 def _failure(exc: Exception) -> Outcome:

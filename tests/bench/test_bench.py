@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.__main__ import main
-from kpipe.local.stack import PARTS
+from kpipe.local.config import PARTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 

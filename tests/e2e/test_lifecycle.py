@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from kpipe.local.stack import PARTS
+from kpipe.local.config import PARTS
 from tests.conftest import encode, wait_until
 from tests.e2e.conftest import REPO, free_block, ports_at, stack_env, start_stack, stop_stack
 from tests.e2e.test_pipelines import PRIVACY

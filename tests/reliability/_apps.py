@@ -11,7 +11,7 @@ from eventing.signing import Role
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
 from kpipe.core.retry import Backoff
-from kpipe.local.stack import PARTS
+from kpipe.local.config import PARTS
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices

@@ -75,7 +75,7 @@ def wait_healthy(stack: Stack, timeout_s: float = 30.0) -> None:
 
 def part_group(stack: Stack, name: str) -> int:
     """The process group of the part ``name`` that `kpipe up` started (its own session)."""
-    from kpipe.local.stack import PARTS
+    from kpipe.local.config import PARTS
 
     port = str(int(stack.env["KPIPE_PARTS_PORT"]) + 1 + PARTS.index(name))
     for proc in Path("/proc").iterdir():

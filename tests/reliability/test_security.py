@@ -37,7 +37,7 @@ from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
 from kpipe.core.retry import Backoff
 from kpipe.core.settings import ObjectStoreSettings
-from kpipe.local.stack import StackConfig
+from kpipe.local.config import StackConfig
 from router.settings import RouterSettings
 from tests.e2e.conftest import REPO, Stack
 from tests.eventing.conftest import Subscriber

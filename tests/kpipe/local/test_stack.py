@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from kpipe.local.stack import StackConfig, common_env, process_specs
+from kpipe.local.config import StackConfig
+from kpipe.local.stack import common_env, process_specs
 from router.services import services_from_env
 
 
