@@ -118,7 +118,7 @@ def handle_http(
     return reply
 
 
-class _Delivery(NamedTuple):
+class _Admitted(NamedTuple):
     """A parsed step request, the run attributes its reply carries, and when it was sent."""
 
     request: StepRequest
@@ -133,7 +133,7 @@ class _Delivery(NamedTuple):
 
 def _authenticated(
     headers: Mapping[str, str], body: bytes, function_name: str, runtime: StepRuntime
-) -> _Delivery:
+) -> _Admitted:
     """The step request in a delivery, once it is known to come from kpipe's router.
 
     Raises:
@@ -161,7 +161,7 @@ def _authenticated(
     violation = request.scope_violation(context)
     if violation is not None:
         raise OutOfScope(f"run {context.run}: {violation}")
-    return _Delivery(request, context, event.time)
+    return _Admitted(request, context, event.time)
 
 
 @contextmanager
@@ -191,7 +191,7 @@ def _observed(
 
 
 def _run_and_reply(
-    delivery: _Delivery, function_name: str, runtime: StepRuntime, traceparent: str | None
+    delivery: _Admitted, function_name: str, runtime: StepRuntime, traceparent: str | None
 ) -> HttpReply:
     metrics = runtime.metrics
     attempt = delivery.request.attempt
@@ -246,7 +246,7 @@ def health_reply(function_name: str) -> HttpReply:
 
 
 def _event_reply(
-    kind: EventType, data: JSON, function_name: str, delivery: _Delivery, runtime: StepRuntime
+    kind: EventType, data: JSON, function_name: str, delivery: _Admitted, runtime: StepRuntime
 ) -> HttpReply:
     event = Event(
         type=kind,

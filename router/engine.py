@@ -88,6 +88,16 @@ def _stale(step: StepState, attempt: int | None) -> bool:
     return False
 
 
+def joined(run: RunState, step: StepSpec) -> bool:
+    """The fan-in join: a step may start once every step in its ``after`` is done.
+
+    Done is succeeded or skipped; a step with several ``after`` runs once,
+    when the last of them finishes (the store's run lock keeps two replicas
+    that finish two parents at once from both starting it).
+    """
+    return all(run.steps[parent].status.done for parent in step.after)
+
+
 def new_traceparent() -> str:
     """A fresh W3C trace context for a run that arrived without one."""
     return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
@@ -290,10 +300,7 @@ class Router:
             progressed = False
             for step in spec.steps:
                 state = run.steps[step.id]
-                parents = [run.steps[p] for p in step.after]
-                if state.status is not StepStatus.WAITING or not all(
-                    p.status.done for p in parents
-                ):
+                if state.status is not StepStatus.WAITING or not joined(run, step):
                     continue
                 progressed = True
                 upstream = {a: run.steps[a].result for a in spec.ancestors(step.id)}

@@ -94,7 +94,7 @@ class NotificationQueue:
             self._db.close()
 
 
-class _Target(threading.Thread):
+class _WebhookPoster(threading.Thread):
     """The delivery thread of one webhook URL: posts its queue in order."""
 
     def __init__(
@@ -201,7 +201,7 @@ class WebhookNotifier(Running):
         self._queue_path = queue_path
         self._urls = list(dict.fromkeys(urls))
         self._queue: NotificationQueue | None = None
-        self._targets: list[_Target] = []
+        self._targets: list[_WebhookPoster] = []
         self._headers = headers
         self._timeout_s = timeout_s
         self._max_age_s = max_age_s
@@ -210,7 +210,7 @@ class WebhookNotifier(Running):
         """Open the queue and post what it holds, then what is published."""
         self._queue = NotificationQueue(self._queue_path)
         self._targets = [
-            _Target(url, self._queue, self._headers, self._timeout_s, self._max_age_s)
+            _WebhookPoster(url, self._queue, self._headers, self._timeout_s, self._max_age_s)
             for url in self._urls
         ]
         for target in self._targets:

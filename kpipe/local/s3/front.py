@@ -79,7 +79,7 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
-class _Target:
+class _Creation:
     """What a creating request creates: its event name, bucket and key."""
 
     event_name: str
@@ -87,7 +87,7 @@ class _Target:
     key: str
 
 
-def _target(scope: Scope, headers: dict[str, str]) -> _Target | None:
+def _creation(scope: Scope, headers: dict[str, str]) -> _Creation | None:
     """The object a request would create, or None for any other request."""
     # ASGI gives the percent-decoded path; raw_path is what was signed.
     path = unquote(scope["raw_path"].decode("latin-1"), encoding="utf-8", errors="replace")
@@ -98,9 +98,11 @@ def _target(scope: Scope, headers: dict[str, str]) -> _Target | None:
     method = scope["method"]
     if method == "PUT" and not _NOT_CREATING & query.keys():
         copying = "x-amz-copy-source" in headers
-        return _Target("s3:ObjectCreated:Copy" if copying else "s3:ObjectCreated:Put", bucket, key)
+        return _Creation(
+            "s3:ObjectCreated:Copy" if copying else "s3:ObjectCreated:Put", bucket, key
+        )
     if method == "POST" and "uploadId" in query:
-        return _Target("s3:ObjectCreated:CompleteMultipartUpload", bucket, key)
+        return _Creation("s3:ObjectCreated:CompleteMultipartUpload", bucket, key)
     return None
 
 
@@ -190,7 +192,7 @@ class S3Front:
             for k, v in scope["headers"]
             if k.decode("latin-1") not in _HOP_BY_HOP
         }
-        target = _target(scope, headers)
+        target = _creation(scope, headers)
         if target is not None and self._buckets is not None and target.bucket not in self._buckets:
             target = None
         path = scope["raw_path"].decode("latin-1")
@@ -239,7 +241,7 @@ class S3Front:
                 return
         await _respond(send, status, out, body)
 
-    def _make_durable(self, target: _Target, scope: Scope, headers: dict[str, str]) -> None:
+    def _make_durable(self, target: _Creation, scope: Scope, headers: dict[str, str]) -> None:
         """fsync the new object and queue its notification (blocking; run in a thread)."""
         try:
             stat = self._stat_client.stat_object(target.bucket, target.key)
