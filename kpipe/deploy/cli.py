@@ -20,6 +20,7 @@ import click
 
 from kpipe.deploy.keys import SIGNING_ROLES, RoleKey
 from kpipe.deploy.render import OVERLAYS, overlay_dir, render, to_yaml
+from kpipe.local.config import MODEL_REPOSITORY
 
 _overlay = click.option(
     "--overlay",
@@ -137,7 +138,7 @@ def models() -> None:
 @click.option(
     "--model-repository",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("triton/models"),
+    default=MODEL_REPOSITORY,
     envvar="KPIPE_TRITON_MODELS",
     show_default=True,
 )

@@ -12,6 +12,9 @@ from pydantic import Field
 from functions.catalog import DEFAULT_MODULES
 from kpipe.core.settings import HomeSettings, connect_url
 
+# The Triton model repository, relative to the checkout: `make models` installs the
+# weights there, `kpipe up` serves it, `kpipe models push` uploads it.
+MODEL_REPOSITORY = Path("triton/models")
 # Where the broker's ingress listens unless told otherwise.
 BROKER_PORT = 8090
 
@@ -44,7 +47,7 @@ class StackConfig(HomeSettings):
     broker_port: int = Field(BROKER_PORT, validation_alias="KPIPE_BROKER_PORT")
     adapter_port: int = Field(8091, validation_alias="KPIPE_ADAPTER_PORT")
     parts_port: int = Field(8100, validation_alias="KPIPE_PARTS_PORT")
-    models: Path = Field(REPO / "triton" / "models", validation_alias="KPIPE_TRITON_MODELS")
+    models: Path = Field(REPO / MODEL_REPOSITORY, validation_alias="KPIPE_TRITON_MODELS")
     buckets: tuple[str, ...] = ("uploads", "processed")
     # Like `mc event add local/uploads ... --event put` in the cluster: outputs
     # written to `processed` send no notification nobody would consume.

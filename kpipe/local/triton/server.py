@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kpipe.local.config import MODEL_REPOSITORY
 from kpipe.local.triton.repository import ModelSpec, TensorSpec, read_repository
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def _libpython_env() -> dict[str, str] | None:
 @click.option(
     "--model-repository",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=Path("triton/models"),
+    default=MODEL_REPOSITORY,
     envvar="KPIPE_TRITON_MODELS",
     show_default=True,
     help="Triton model repository (<model>/config.pbtxt, <model>/1/model.onnx).",

