@@ -1,21 +1,25 @@
-"""Signed kpipe events: a receiver knows which kpipe role sent an event, whatever carried it.
+"""Signed kpipe events: a receiver knows which kpipe principal sent an event, whatever carried it.
 
-Every kpipe event that makes something happen is signed by the role that
-may send it, with Ed25519, and checked by its receiver against that role's
-public keys alone:
+Every kpipe event that makes something happen is signed by the one
+principal that may send it, with Ed25519, and checked by its receiver
+against that principal's public keys alone:
 
-=========================  ==========  =====================================
-event type                 signed by   checked by
-=========================  ==========  =====================================
-``object.created``         adapter     router
-``step.requested``         router      the part named in ``kpipefunction``
-``step.completed/failed``  parts       router
-``run.completed/failed``   router      anyone who listens
-=========================  ==========  =====================================
+=========================  ========================  ==============================
+event type                 signed by                 checked by
+=========================  ========================  ==============================
+``object.created``         ``adapter``               router
+``step.requested``         ``router``                the part named in ``kpipefunction``
+``step.completed/failed``  ``part/<kpipefunction>``  router
+``run.completed/failed``   ``router``                anyone who listens
+=========================  ========================  ==============================
 
-A part holds only its own key and the router's public key, so a part that
-is broken into cannot ask another part to do anything; only the adapter,
-which checked MinIO's webhook token, can start a run.
+Each part is its own principal, ``part/<function>``, with its own key: an
+answer verifies only under the key of the function it names, and the router
+then checks that this function is the step's (so a part that is broken into
+can speak only for itself, never answer for another part's step). A part
+holds only its own key and the router's public key, so it cannot ask another
+part to do anything either; only the adapter, which checked MinIO's webhook
+token, can start a run.
 
 The signature covers the exact values acted on: a fixed prefix, then the
 canonical JSON (sorted keys, no spaces, ASCII) of the event's ``id``,
@@ -28,10 +32,10 @@ re-encoded numbers (``12.0`` as ``12``) would break the signature, and it
 may not change anything signed. The signature and the signing key's id
 travel in the extension attributes ``kpipesignature`` and ``kpipekeyid``.
 
-Keys rotate without downtime: a receiver trusts every key listed for a role
-(``KPIPE_TRUSTED_KEYS``), so add the new public key there and roll the
-receivers, then give the sender the new private key (``KPIPE_SIGNING_KEY``)
-and roll it, then drop the old public key.
+Keys rotate without downtime, one principal at a time: a receiver trusts
+every key listed for a principal (``KPIPE_TRUSTED_KEYS``), so add the new
+public key there and roll the receivers, then give the sender the new
+private key (``KPIPE_SIGNING_KEY``) and roll it, then drop the old public key.
 
 Example:
     >>> key = SigningKey.generate("router-1")
@@ -66,19 +70,19 @@ _PREFIX = b"kpipe-event-signature-v1\n"
 
 
 class Role(StrEnum):
-    """Who may send what."""
+    """Who may send what: the router, the adapter, or a part (one principal per function)."""
 
     ROUTER = "router"
-    PARTS = "parts"
     ADAPTER = "adapter"
+    PART = "part"
 
 
 # The only role whose keys may sign each event type.
 SIGNER: Mapping[EventType, Role] = {
     EventType.OBJECT_CREATED: Role.ADAPTER,
     EventType.STEP_REQUESTED: Role.ROUTER,
-    EventType.STEP_COMPLETED: Role.PARTS,
-    EventType.STEP_FAILED: Role.PARTS,
+    EventType.STEP_COMPLETED: Role.PART,
+    EventType.STEP_FAILED: Role.PART,
     EventType.RUN_COMPLETED: Role.ROUTER,
     EventType.RUN_FAILED: Role.ROUTER,
 }
@@ -94,6 +98,45 @@ class Unauthenticated(EventingError, PermissionError):
     """An event that is unsigned, or not signed by a key its type's role holds; answered 401."""
 
     code = "unauthenticated"
+
+
+def part_principal(function: str) -> str:
+    """The principal a part answers as: ``part/<function>``.
+
+    Example:
+        >>> part_principal("detect_faces")
+        'part/detect_faces'
+    """
+    return f"{Role.PART}/{function}"
+
+
+def role_of(principal: str) -> Role:
+    """The role of a principal (``router``, ``adapter`` or ``part/<function>``).
+
+    Raises:
+        BadKey: it is none of those (``parts``, the one key all parts shared
+            before each part had its own, included).
+    """
+    if principal in (Role.ROUTER, Role.ADAPTER):
+        return Role(principal)
+    kind, sep, function = principal.partition("/")
+    if kind == Role.PART and sep and function and "/" not in function:
+        return Role.PART
+    if principal == "parts":
+        raise BadKey(
+            "the shared 'parts' key is gone: each part has its own key, trusted as "
+            "'part/<function>=<key id>:<base64 key>'"
+        )
+    raise BadKey(f"unknown principal {principal!r}: router, adapter or part/<function>")
+
+
+def signer_of(event: Event) -> str:
+    """The one principal whose key may sign ``event``; '' for a part's answer naming no function."""
+    role = SIGNER[event.type]
+    if role is not Role.PART:
+        return role.value
+    function = event.context.function if event.context else ""
+    return part_principal(function) if function else ""
 
 
 def signed_bytes(event: Event) -> bytes:
@@ -150,15 +193,18 @@ class SigningKey:
         return cls(key_id, Ed25519PrivateKey.generate())
 
     @classmethod
-    def for_role(cls, role: Role | str) -> SigningKey:
-        """A fresh key for ``role``; its id is the role and a hash of its public key.
+    def for_principal(cls, principal: str) -> SigningKey:
+        """A fresh key for ``principal``; its id is the principal and a hash of its public key.
 
         So two keys never share an id, which is what lets receivers trust an old
-        and a new key of one role side by side while it is rotated.
+        and a new key of one principal side by side while it is rotated.
+        ``part/resize``'s key id is ``part-resize-<16 hex digits>``.
         """
+        role_of(principal)
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return cls(f"{role}-{hashlib.sha256(public).hexdigest()[:16]}", private)
+        name = principal.replace("/", "-")
+        return cls(f"{name}-{hashlib.sha256(public).hexdigest()[:16]}", private)
 
     @classmethod
     def parse(cls, entry: str) -> SigningKey:
@@ -175,13 +221,13 @@ class SigningKey:
         return f"{self.key_id}:{_b64(raw)}"
 
     def public_entry(self) -> str:
-        """``<key id>:<base64 public key>``, for a role's entry in ``KPIPE_TRUSTED_KEYS``."""
+        """``<key id>:<base64 public key>``, for a principal's entry in ``KPIPE_TRUSTED_KEYS``."""
         raw = self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return f"{self.key_id}:{_b64(raw)}"
 
-    def trusted_entry(self, role: Role | str) -> str:
-        """This key's ``KPIPE_TRUSTED_KEYS`` entry as ``role``'s key: ``<role>=<public entry>``."""
-        return f"{role}={self.public_entry()}"
+    def trusted_entry(self, principal: str) -> str:
+        """This key's ``KPIPE_TRUSTED_KEYS`` entry for ``principal``: ``<principal>=<public>``."""
+        return f"{principal}={self.public_entry()}"
 
     def sign(self, event: Event) -> Event:
         """``event`` with this key's id and its signature."""
@@ -195,53 +241,58 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class TrustedKeys:
-    """The public keys a receiver accepts, per role and key id."""
+    """The public keys a receiver accepts, per principal and key id."""
 
-    keys: Mapping[Role, Mapping[str, Ed25519PublicKey]]
+    keys: Mapping[str, Mapping[str, Ed25519PublicKey]]
 
     @classmethod
     def parse(cls, text: str) -> TrustedKeys:
-        """From ``KPIPE_TRUSTED_KEYS``: comma-separated ``<role>=<key id>:<base64 public key>``.
+        """From ``KPIPE_TRUSTED_KEYS``: comma-separated ``<principal>=<key id>:<base64 key>``.
 
         Raises:
-            BadKey: an entry is not of that form, or names no known role.
+            BadKey: an entry is not of that form, or names no known principal.
         """
-        keys: dict[Role, dict[str, Ed25519PublicKey]] = {}
+        keys: dict[str, dict[str, Ed25519PublicKey]] = {}
         for entry in (e for e in text.split(",") if e.strip()):
-            role_name, sep, rest = entry.strip().partition("=")
-            try:
-                role = Role(role_name.strip())
-            except ValueError:
-                raise BadKey(f"KPIPE_TRUSTED_KEYS names an unknown role {role_name!r}") from None
+            principal, sep, rest = entry.strip().partition("=")
+            principal = principal.strip()
             if not sep:
-                raise BadKey("each KPIPE_TRUSTED_KEYS entry is '<role>=<key id>:<base64 key>'")
-            key_id, material = _split_entry(rest, f"the trusted key of {role}")
+                raise BadKey("each KPIPE_TRUSTED_KEYS entry is '<principal>=<key id>:<base64 key>'")
+            role_of(principal)
+            key_id, material = _split_entry(rest, f"the trusted key of {principal}")
             raw = _unb64(material, f"the public key {key_id!r}")
-            keys.setdefault(role, {})[key_id] = Ed25519PublicKey.from_public_bytes(raw)
+            keys.setdefault(principal, {})[key_id] = Ed25519PublicKey.from_public_bytes(raw)
         return cls(keys)
 
     @classmethod
-    def of(cls, entries: Mapping[Role, Iterable[SigningKey]]) -> TrustedKeys:
-        """The public halves of ``entries`` (for tests and ``kpipe up``)."""
-        return cls.parse(
-            ",".join(f"{role}={key.public_entry()}" for role, ks in entries.items() for key in ks)
-        )
+    def of(cls, entries: Mapping[str, Iterable[SigningKey]]) -> TrustedKeys:
+        """The public halves of ``entries``, per principal (for tests and ``kpipe up``)."""
+        return cls.parse(",".join(key.trusted_entry(p) for p, ks in entries.items() for key in ks))
+
+    def has(self, role: Role) -> bool:
+        """Whether any principal of ``role`` has a trusted key."""
+        return any(role_of(principal) is role for principal, ks in self.keys.items() if ks)
 
     def verify(self, event: Event) -> Event:
-        """``event``, if a key of the role that may send its type signed it.
+        """``event``, if a key of the one principal that may send it signed it.
+
+        That principal is the role of its type's, and for a part's answer the
+        part of the function the answer names (``kpipefunction``).
 
         Raises:
             Unauthenticated: it is unsigned, its key is not trusted for that
-                role, or the signature does not match what it says.
+                principal, or the signature does not match what it says.
         """
-        role = SIGNER[event.type]
+        principal = signer_of(event)
         if not event.signature or not event.key_id:
             raise Unauthenticated(f"{event.type} {event.id} is not signed")
-        public = self.keys.get(role, {}).get(event.key_id)
+        if not principal:
+            raise Unauthenticated(f"{event.type} {event.id} names no function to answer for")
+        public = self.keys.get(principal, {}).get(event.key_id)
         if public is None:
             raise Unauthenticated(
                 f"{event.type} {event.id} is signed with key {event.key_id!r}, "
-                f"which is not a trusted {role} key"
+                f"which is not a trusted key of {principal}"
             )
         try:
             signature = base64.b64decode(event.signature, validate=True)

@@ -129,7 +129,7 @@ class ProcessRuntime:
                 signer, trusted = signing.key(), signing.trusted()
                 if signer is None:
                     raise RuntimeError("KPIPE_SIGNING_KEY is not set: parts sign their answers")
-                if not trusted.keys.get(Role.ROUTER):
+                if not trusted.has(Role.ROUTER):
                     raise RuntimeError("KPIPE_TRUSTED_KEYS has no router key to check requests")
                 self._store = MinioStore(ObjectStoreSettings())
                 self._inference = PerThreadInference(InferenceSettings())

@@ -59,7 +59,7 @@ class RoleKey:
     @classmethod
     def generate(cls, role: str) -> RoleKey:
         """A fresh key pair for ``role``, its id the role and a hash of its public key."""
-        return cls(role, SigningKey.for_role(role))
+        return cls(role, SigningKey.for_principal(role))
 
     @classmethod
     def parse(cls, role: str, value: str) -> RoleKey:

@@ -1,8 +1,10 @@
-"""The local stack's secrets: an Ed25519 key per role and the webhook token, in ``KPIPE_HOME/keys``.
+"""The local stack's secrets: an Ed25519 key per principal, and the webhook token.
 
 ``kpipe up`` makes them on its first start, with no configuration, and
-gives each process only its own role's private key (``KPIPE_SIGNING_KEY``)
-plus every role's public key (``KPIPE_TRUSTED_KEYS``). A key file is
+gives each process only its own private key (``KPIPE_SIGNING_KEY``): the
+router's, the adapter's, and each part's own (``part-<function>.key``),
+plus every principal's public key (``KPIPE_TRUSTED_KEYS``), all in
+``KPIPE_HOME/keys``. A key file is
 ``<key id>:<base64 private key>``, readable by its owner only (mode 0600).
 The webhook token (``webhook.token``) is what the S3 server sends the
 notification adapter, like MinIO's ``auth_token``.
@@ -10,18 +12,19 @@ To rotate the local keys, stop the stack and delete the folder: the next
 start makes new ones (the stack's own processes are its only receivers).
 
 Example:
-    >>> keys = ensure_keys(Path(".kpipe"))  # doctest: +SKIP
+    >>> keys = ensure_keys(Path(".kpipe"), ["resize"])  # doctest: +SKIP
     >>> sorted(keys)  # doctest: +SKIP
-    ['adapter', 'parts', 'router']
+    ['adapter', 'part/resize', 'router']
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
-from eventing.signing import Role, SigningKey, TrustedKeys
+from eventing.signing import Role, SigningKey, TrustedKeys, part_principal
 
 
 def _secret(path: Path, make: str) -> str:
@@ -50,17 +53,23 @@ def _secret(path: Path, make: str) -> str:
     return make
 
 
-def ensure_keys(home: Path) -> dict[Role, SigningKey]:
-    """Every role's key from ``home/keys``, made (mode 0600) where missing.
+def ensure_keys(home: Path, parts: Iterable[str] = ()) -> dict[str, SigningKey]:
+    """The router's, the adapter's and each of ``parts``' keys, by principal, from ``home/keys``.
+
+    Each is made (mode 0600) where missing; a part's file is ``part-<function>.key``.
 
     Raises:
         eventing.signing.BadKey: a key file is not a valid key.
     """
+    principals = [Role.ROUTER.value, Role.ADAPTER.value, *map(part_principal, parts)]
     return {
-        role: SigningKey.parse(
-            _secret(home / "keys" / f"{role}.key", SigningKey.for_role(role).entry())
+        principal: SigningKey.parse(
+            _secret(
+                home / "keys" / f"{principal.replace('/', '-')}.key",
+                SigningKey.for_principal(principal).entry(),
+            )
         )
-        for role in Role
+        for principal in principals
     }
 
 
@@ -69,8 +78,8 @@ def ensure_webhook_token(home: Path) -> str:
     return _secret(home / "keys" / "webhook.token", secrets.token_urlsafe(32))
 
 
-def trusted_keys_env(keys: dict[Role, SigningKey]) -> str:
-    """``KPIPE_TRUSTED_KEYS`` for ``keys``: every role's public key."""
-    value = ",".join(key.trusted_entry(role) for role, key in keys.items())
+def trusted_keys_env(keys: dict[str, SigningKey]) -> str:
+    """``KPIPE_TRUSTED_KEYS`` for ``keys``: every principal's public key."""
+    value = ",".join(key.trusted_entry(principal) for principal, key in keys.items())
     TrustedKeys.parse(value)  # what the receivers will parse
     return value

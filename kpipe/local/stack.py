@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
-from eventing.signing import Role
+from eventing.signing import Role, part_principal
 from kpipe.local.broker.triggers import DeliverySpec, Trigger, write_config
 from kpipe.local.config import PARTS, REPO, StackConfig
 from kpipe.local.keys import ensure_keys, ensure_webhook_token, trusted_keys_env
@@ -54,7 +54,7 @@ def common_env(config: StackConfig) -> dict[str, str]:
     return {
         "KPIPE_HOME": str(config.home.resolve()),
         # Every role's public key: each receiver checks who signed what it gets.
-        "KPIPE_TRUSTED_KEYS": trusted_keys_env(ensure_keys(config.home)),
+        "KPIPE_TRUSTED_KEYS": trusted_keys_env(ensure_keys(config.home, PARTS)),
         # The S3 front: uploads through it are fsynced and notified.
         "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_port}",
         "MINIO_ACCESS_KEY": config.access_key,
@@ -72,7 +72,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
     ``KPIPE_HOME/keys`` on the first start, see :mod:`kpipe.local.keys`).
     """
     python = sys.executable
-    keys = ensure_keys(config.home)
+    keys = ensure_keys(config.home, PARTS)
     webhook = {"KPIPE_WEBHOOK_TOKEN": ensure_webhook_token(config.home)}
     triggers = config.home.resolve() / "triggers.yaml"
     write_triggers(config, triggers)
@@ -163,7 +163,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                     "FUNCTION_TARGET": name,
                     # Knative sets K_SERVICE to the service name; logs use it.
                     "K_SERVICE": name.replace("_", "-"),
-                    "KPIPE_SIGNING_KEY": keys[Role.PARTS].entry(),
+                    "KPIPE_SIGNING_KEY": keys[part_principal(name)].entry(),
                     # Parts write outputs, which no one is notified of: straight to rclone.
                     "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_backend_port}",
                 },
