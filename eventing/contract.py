@@ -258,6 +258,73 @@ class StepCall:
 
 
 @dataclass(frozen=True)
+class BucketScope:
+    """Which buckets a part may read runs' sources from, and which it may write into.
+
+    ``sources`` are the trigger buckets (uploads: reading them starts nothing,
+    writing them would start runs); ``outputs`` are where pipelines write.
+    The two never overlap, so no step can write into a bucket that starts runs.
+
+    Example:
+        >>> scope = BucketScope(frozenset({"uploads"}), frozenset({"processed"}))
+        >>> context = PipelineContext("p", 1, "r1")
+        >>> scope.write_violation(ObjectRef("processed", "p.jpg"), context, final=True)
+        'output processed/p.jpg is outside processed/p/'
+    """
+
+    sources: frozenset[str] = frozenset({"uploads"})
+    outputs: frozenset[str] = frozenset({"processed"})
+
+    def __post_init__(self) -> None:
+        both = self.sources & self.outputs
+        if both:
+            raise ValueError(f"bucket(s) {sorted(both)} are both trigger and output buckets")
+
+    def read_violation(
+        self, ref: ObjectRef, source: ObjectRef, context: PipelineContext
+    ) -> str | None:
+        """Why a step of ``context``'s run may not read ``ref``, or None.
+
+        It may read the run's source, in a trigger bucket, and the run's own
+        intermediates, in an output bucket.
+        """
+        if ref == source:
+            if ref.bucket in self.sources:
+                return None
+            return (
+                f"the source {ref} is not in a trigger bucket ({', '.join(sorted(self.sources))})"
+            )
+        own = run_prefix(context.pipeline, context.run)
+        if ref.bucket in self.outputs and ref.is_under(ref.bucket, own):
+            return None
+        return f"input {ref} is neither the run's source nor one of its intermediates"
+
+    def write_violation(
+        self, target: ObjectRef, context: PipelineContext, final: bool
+    ) -> str | None:
+        """Why a step of ``context``'s run may not write ``target``, or None.
+
+        ``target`` is the key really written (after the part changed its
+        extension): under the pipeline's prefix of an output bucket, and under
+        the run's own prefix unless it is a final output.
+        """
+        if target.bucket not in self.outputs:
+            return f"output {target} is not in an output bucket ({', '.join(sorted(self.outputs))})"
+        runs = pipeline_prefix(context.pipeline) + RUNS_DIR + "/"
+        allowed = (
+            pipeline_prefix(context.pipeline)
+            if final
+            else run_prefix(context.pipeline, context.run)
+        )
+        if not target.is_under(target.bucket, allowed) or target.key.endswith("/"):
+            return f"output {target} is outside {target.bucket}/{allowed}"
+        if final and target.key.startswith(runs):
+            # Final keys never enter the runs' folder (router.keys escapes it).
+            return f"a final output {target} may not be among the runs' intermediates"
+        return None
+
+
+@dataclass(frozen=True)
 class StepRequest:
     """Data of ``io.kpipe.step.requested``: what a part must do.
 
@@ -279,22 +346,22 @@ class StepRequest:
     final: bool = False
     upstream: Mapping[str, StepOutput] = field(default_factory=dict)
     attempt: int = 1
+    # The etag of the source version the run was started for: parts read
+    # that version only, and a final write checks it is still current.
+    source_etag: str | None = None
 
-    def scope_violation(self, context: PipelineContext) -> str | None:
+    def scope_violation(self, context: PipelineContext, scope: BucketScope) -> str | None:
         """Why this request reaches outside its run, or None when it stays inside.
 
-        A step may read the run's source and the run's own intermediates, and
-        write only under its pipeline's prefix of the output bucket (under the
-        run's prefix, unless the output is final).
+        Every input must be readable (:meth:`BucketScope.read_violation`) and
+        the requested output writable (:meth:`BucketScope.write_violation`);
+        the part checks the key it really writes again, once it is known.
         """
-        own = run_prefix(context.pipeline, context.run)
         for ref in self.inputs:
-            if ref != self.source and not ref.is_under(self.output.bucket, own):
-                return f"input {ref} is neither the run's source nor one of its intermediates"
-        allowed = pipeline_prefix(context.pipeline) if self.final else own
-        if not self.output.is_under(self.output.bucket, allowed):
-            return f"output {self.output} is outside {self.output.bucket}/{allowed}"
-        return None
+            violation = scope.read_violation(ref, self.source, context)
+            if violation is not None:
+                return violation
+        return scope.write_violation(self.output, context, self.final)
 
     def to_data(self) -> JSON:
         return {
@@ -305,6 +372,7 @@ class StepRequest:
             "final": self.final,
             "upstream": {k: v.to_data() for k, v in self.upstream.items()},
             "attempt": self.attempt,
+            **({"source_etag": self.source_etag} if self.source_etag else {}),
         }
 
     @classmethod
@@ -321,6 +389,9 @@ class StepRequest:
         attempt = data.get("attempt", 1)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
             raise MalformedEvent("attempt must be a positive integer", field="attempt")
+        source_etag = data.get("source_etag")
+        if source_etag is not None and (not isinstance(source_etag, str) or not source_etag):
+            raise MalformedEvent("source_etag must be a non-empty string", field="source_etag")
         return cls(
             source=ObjectRef.from_data(_require(data, "source", dict)),
             inputs=tuple(ObjectRef.from_data(i) for i in inputs),
@@ -329,6 +400,7 @@ class StepRequest:
             final=bool(data.get("final", False)),
             upstream={str(k): StepOutput.from_data(v) for k, v in upstream.items()},
             attempt=attempt,
+            source_etag=source_etag,
         )
 
 

@@ -51,6 +51,21 @@ class StoreUnavailable(ObjectStoreError, ConnectionError):
     retryable = True
 
 
+class SourceChanged(ObjectStoreError, LookupError):
+    """The object is no longer the version a run was started for (a newer upload replaced it).
+
+    Permanent: the run of the old version ends, and the new upload's own run
+    does the work.
+    """
+
+    code = "source_changed"
+
+    def __init__(self, ref: object, expected: str, found: str | None) -> None:
+        now = f"is now {found}" if found else "has changed"
+        super().__init__(f"{ref} {now}; the run was started for etag {expected}")
+        self.ref = ref
+
+
 class StoreRefused(ObjectStoreError, PermissionError):
     """The object store answered with a permanent error (credentials, policy, bad request)."""
 
@@ -64,8 +79,15 @@ class StoreRefused(ObjectStoreError, PermissionError):
 class ObjectStore(Protocol):
     """Reads and writes whole objects."""
 
-    def get(self, ref: ObjectRef) -> bytes:
-        """The object's bytes. Raises ObjectMissing or StoreUnavailable."""
+    def get(self, ref: ObjectRef, if_match: str | None = None) -> bytes:
+        """The object's bytes; with ``if_match``, only that version (else SourceChanged).
+
+        Raises ObjectMissing, SourceChanged or StoreUnavailable.
+        """
+        ...
+
+    def etag(self, ref: ObjectRef) -> str:
+        """The object's current etag. Raises ObjectMissing or StoreUnavailable."""
         ...
 
     def put(self, ref: ObjectRef, data: bytes, content_type: str) -> str:
@@ -139,15 +161,35 @@ class MinioStore:
         self.endpoint = split_endpoint(settings)[0]
         self._client = minio_client(settings, self._http)
 
-    def get(self, ref: ObjectRef) -> bytes:
-        """The object's bytes. Raises ObjectMissing, StoreUnavailable or StoreRefused."""
-        with self._errors(ref):
-            response = self._client.get_object(ref.bucket, ref.key)
+    def get(self, ref: ObjectRef, if_match: str | None = None) -> bytes:
+        """The object's bytes; with ``if_match``, only the version with that etag.
+
+        The version is pinned twice: ``If-Match`` (S3 answers 412 for another
+        version, sending no bytes) and the answer's own ``ETag``, for servers
+        that ignore ``If-Match`` on GET.
+
+        Raises:
+            SourceChanged: the object is not the version ``if_match`` names.
+            ObjectMissing, StoreUnavailable, StoreRefused: as the names say.
+        """
+        headers: dict[str, str | list[str] | tuple[str]] | None = (
+            {"If-Match": f'"{if_match}"'} if if_match else None
+        )
+        with self._errors(ref, if_match):
+            response = self._client.get_object(ref.bucket, ref.key, request_headers=headers)
             try:
+                found = str(response.headers.get("ETag") or "").strip('"')
+                if if_match and found != if_match:
+                    raise SourceChanged(ref, if_match, found)
                 return response.read()
             finally:
                 response.close()
                 response.release_conn()
+
+    def etag(self, ref: ObjectRef) -> str:
+        """The object's current etag. Raises ObjectMissing, StoreUnavailable or StoreRefused."""
+        with self._errors(ref):
+            return str(self._client.stat_object(ref.bucket, ref.key).etag or "").strip('"')
 
     def put(self, ref: ObjectRef, data: bytes, content_type: str) -> str:
         """Write (or overwrite) the object and return its etag.
@@ -215,7 +257,7 @@ class MinioStore:
         self.close()
 
     @contextmanager
-    def _errors(self, ref: ObjectRef) -> Iterator[None]:
+    def _errors(self, ref: ObjectRef, if_match: str | None = None) -> Iterator[None]:
         """Turn minio and urllib3 failures into the errors of the protocol."""
         try:
             yield
@@ -223,6 +265,8 @@ class MinioStore:
             if exc.code in _MISSING_CODES:
                 raise ObjectMissing(ref) from None
             status = exc.response.status if exc.response is not None else 0
+            if if_match and (status == 412 or exc.code == "PreconditionFailed"):
+                raise SourceChanged(ref, if_match, None) from None
             if status >= 500:
                 raise StoreUnavailable(f"{self.endpoint} failed on {ref}: {exc.code}") from exc
             raise StoreRefused(ref, f"{exc.code}: {exc.message}") from None
@@ -232,6 +276,8 @@ class MinioStore:
             status, code = _invalid_response(exc)
             if status == 404 or code in _MISSING_CODES:
                 raise ObjectMissing(ref) from None
+            if if_match and (status == 412 or code == "PreconditionFailed"):
+                raise SourceChanged(ref, if_match, None) from None
             if 400 <= status < 500:
                 raise StoreRefused(ref, code or f"HTTP {status}") from None
             raise StoreUnavailable(f"{self.endpoint} failed on {ref}: {code or status}") from exc

@@ -40,24 +40,18 @@ from eventing.contract import (
     StepRequest,
     step_event_id,
 )
-from eventing.errors import EventingError, MalformedEvent
+from eventing.errors import MalformedEvent
 from eventing.http import from_http, to_http
 from eventing.objectstore import ObjectStoreError
 from eventing.oidc import OIDCError
 from eventing.signing import Unauthenticated
-from functions.errors import StepError
+from functions.errors import OutOfScope, StepError
 from functions.runtime import StepRuntime
 from functions.step import run_request
 from kpipe.core.http_status import error_json, status_for
 from kpipe.core.logs import log_context
 
 logger = logging.getLogger(__name__)
-
-
-class OutOfScope(EventingError, PermissionError):
-    """A signed request that names an object outside its run; answered 403."""
-
-    code = "out_of_scope"
 
 
 # What a step ends with: a part's own errors and the object store's.
@@ -158,7 +152,7 @@ def _authenticated(
             "kpipefunction",
         )
     request = StepRequest.from_data(event.data)
-    violation = request.scope_violation(context)
+    violation = request.scope_violation(context, runtime.scope)
     if violation is not None:
         raise OutOfScope(f"run {context.run}: {violation}")
     return _Admitted(request, context, event.time)
@@ -196,7 +190,10 @@ def _run_and_reply(
     metrics = runtime.metrics
     attempt = delivery.request.attempt
     try:
-        completed = run_request(delivery.request, runtime, traceparent)
+        completed = run_request(delivery.request, runtime, delivery.context, traceparent)
+    except OutOfScope as exc:
+        # The key really written fell outside the run: refused like the request.
+        return _rejection(exc, function_name)
     except (StepError, ObjectStoreError) as exc:
         age_s, retry_for_s = delivery.age_s(), runtime.delivery.retry_for_s
         if exc.retryable and age_s < retry_for_s:

@@ -25,6 +25,17 @@ class StepError(KpipeError):
     code = "step_error"
 
 
+class OutOfScope(KpipeError, PermissionError):
+    """A signed request that names, or would write, an object outside its run; answered 403.
+
+    Not a step error: the part answers it without an event, as it does a
+    request it cannot trust (the broker then dead-letters it, and the router
+    fails the run with why).
+    """
+
+    code = "out_of_scope"
+
+
 class BadParams(StepError, ValueError):
     """The step's params do not fit the part's schema."""
 

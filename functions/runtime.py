@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from eventing.contract import BucketScope
 from eventing.objectstore import MinioStore, ObjectStore
 from eventing.oidc import OIDCSettings, OIDCVerifier
 from eventing.signing import Role, SigningKey, SigningSettings, TrustedKeys
@@ -24,6 +25,7 @@ from functions.catalog import Catalog, default_catalog
 from functions.inference import InferenceClient
 from functions.metrics import PartMetrics
 from kpipe.core.settings import (
+    BucketSettings,
     DeliverySettings,
     ImageSettings,
     InferenceSettings,
@@ -52,6 +54,8 @@ class StepRuntime:
     signer: SigningKey | None = None
     # Checks the broker's OIDC token when the cluster's issuer is configured.
     oidc: OIDCVerifier | None = None
+    # The buckets a step may read sources from and write into (KPIPE_*_BUCKETS).
+    scope: BucketScope = field(default_factory=BucketScope)
 
 
 class PerThreadInference:
@@ -144,6 +148,7 @@ class ProcessRuntime:
                     trusted=trusted,
                     signer=signer,
                     oidc=OIDCVerifier.from_settings(OIDCSettings()),
+                    scope=_scope(BucketSettings()),
                 )
             return self._runtime
 
@@ -156,3 +161,12 @@ class ProcessRuntime:
                 self._inference.close()
             self._runtime = self._store = self._inference = None
         self.telemetry.close()
+
+
+def _scope(buckets: BucketSettings) -> BucketScope:
+    """The scope ``KPIPE_SOURCE_BUCKETS`` and ``KPIPE_OUTPUT_BUCKETS`` give.
+
+    Raises:
+        ValueError: a bucket is in both.
+    """
+    return BucketScope(buckets.source_buckets(), buckets.output_buckets())

@@ -22,8 +22,16 @@ from __future__ import annotations
 import time
 from pathlib import PurePosixPath
 
-from eventing.contract import JSON, ObjectRef, StepCompleted, StepOutput, StepRequest
-from functions.errors import StepError
+from eventing.contract import (
+    JSON,
+    ObjectRef,
+    PipelineContext,
+    StepCompleted,
+    StepOutput,
+    StepRequest,
+)
+from eventing.objectstore import SourceChanged
+from functions.errors import OutOfScope, StepError
 from functions.images import decode, encode
 from functions.part import Picture, StepContext
 from functions.runtime import StepRuntime
@@ -36,13 +44,21 @@ class UnsafeOutput(StepError, ValueError):
 
 
 def run_request(
-    request: StepRequest, runtime: StepRuntime, traceparent: str | None = None
+    request: StepRequest,
+    runtime: StepRuntime,
+    context: PipelineContext,
+    traceparent: str | None = None,
 ) -> StepCompleted:
     """Run every call of ``request`` and store the final picture.
 
+    The scope check is the last line: every key read, and the key really
+    written (after its extension changed), is checked against ``context``'s
+    run and the runtime's buckets right before the store is called.
+
     Args:
         request: What to run, on which inputs, and where to write.
-        runtime: The store, catalogue, inference factory and image limits.
+        runtime: The store, catalogue, inference factory, image limits and buckets.
+        context: The run and step the request is for (its signed attributes).
         traceparent: The step span's trace context, passed on to Triton.
 
     Returns:
@@ -50,7 +66,7 @@ def run_request(
 
     Raises:
         StepError: Any part or decode failure (UnknownFunction, BadParams,
-            BadImage, ...).
+            BadImage, ...), OutOfScope (a key outside the run).
         ObjectStoreError: Any store failure (ObjectMissing, StoreUnavailable, ...).
     """
     started = time.perf_counter()
@@ -58,24 +74,26 @@ def run_request(
     plan = [(call, runtime.catalog.get(call.function)) for call in request.calls]
     params = [part.parse_params(call.params) for call, part in plan]
     max_pixels = runtime.images.max_pixels
-    pictures = [decode(runtime.store.get(ref), ref, max_pixels) for ref in request.inputs]
+    for ref in request.inputs:
+        _check(runtime.scope.read_violation(ref, request.source, context), context)
+    pictures = [decode(_read(ref, request, runtime), ref, max_pixels) for ref in request.inputs]
     upstream: dict[str, StepOutput] = dict(request.upstream)
     per_step: dict[str, JSON] = {}
     produced = False
     for (call, part), call_params in zip(plan, params, strict=True):
-        context = StepContext(
+        step_context = StepContext(
             source=request.source,
             upstream=dict(upstream),
             inference=runtime.inference,
             step_id=call.id,
             traceparent=traceparent,
         )
-        result = part.run(pictures, call_params, context)
+        result = part.run(pictures, call_params, step_context)
         if result.picture is not None:
             pictures, produced = [result.picture], True
         per_step[call.id] = result.metadata
         upstream[call.id] = StepOutput((), result.metadata)
-    output = _store_output(request, pictures[0], produced, runtime)
+    output = _store_output(request, pictures[0], produced, runtime, context)
     metadata = dict(per_step[request.calls[-1].id])
     if len(request.calls) > 1:
         metadata["steps"] = per_step
@@ -95,24 +113,57 @@ def output_ref(requested: ObjectRef, extension: str) -> ObjectRef:
 
 
 def _store_output(
-    request: StepRequest, picture: Picture, produced: bool, runtime: StepRuntime
+    request: StepRequest,
+    picture: Picture,
+    produced: bool,
+    runtime: StepRuntime,
+    context: PipelineContext,
 ) -> ObjectRef:
     """Write (or copy, or pass through) the step's output; its ref."""
     source = request.inputs[0]
     if produced:
         data, content_type, extension = encode(picture)
-        target = _safe(output_ref(request.output, extension), request)
+        target = _safe(output_ref(request.output, extension), request, runtime, context)
+        _current(request, runtime)
         runtime.store.put(target, data, content_type)
         return target
     if not request.final:
         return source  # a detector mid-pipeline: the next step reads its input
     # A detector at the end of a pipeline: its output is a copy of its input.
-    target = _safe(output_ref(request.output, PurePosixPath(source.key).suffix), request)
+    suffix = PurePosixPath(source.key).suffix
+    target = _safe(output_ref(request.output, suffix), request, runtime, context)
+    _current(request, runtime)
     runtime.store.copy(source, target)
     return target
 
 
-def _safe(target: ObjectRef, request: StepRequest) -> ObjectRef:
+def _read(ref: ObjectRef, request: StepRequest, runtime: StepRuntime) -> bytes:
+    """An input's bytes; the run's source only in the version the run was started for."""
+    pinned = request.source_etag if ref == request.source else None
+    return runtime.store.get(ref, if_match=pinned)
+
+
+def _current(request: StepRequest, runtime: StepRuntime) -> None:
+    """Before a final write: the source is still the version the run is for (else SourceChanged).
+
+    So the run of an overwritten upload never replaces the newer upload's output.
+    """
+    if request.final and request.source_etag:
+        found = runtime.store.etag(request.source)
+        if found != request.source_etag:
+            raise SourceChanged(request.source, request.source_etag, found)
+
+
+def _check(violation: str | None, context: PipelineContext) -> None:
+    if violation is not None:
+        raise OutOfScope(f"run {context.run}: {violation}")
+
+
+def _safe(
+    target: ObjectRef, request: StepRequest, runtime: StepRuntime, context: PipelineContext
+) -> ObjectRef:
+    """``target``, the key really written, once it is inside the run and overwrites no input."""
+    _check(runtime.scope.write_violation(target, context, request.final), context)
     if target == request.source or target in request.inputs:
         raise UnsafeOutput(f"output {target} would overwrite an input of the step")
     return target

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
@@ -31,13 +31,12 @@ from eventing.contract import (
     StepFailed,
     StepOutput,
     StepRequest,
-    pipeline_prefix,
     step_event_id,
 )
 from eventing.errors import MalformedEvent
 from router import keys
 from router.conditions import BadCondition, parse_condition
-from router.errors import Conflict, RunNotFound
+from router.errors import Conflict, RouterError, RunNotFound
 from router.spec import PipelineSpec, StepSpec
 from router.state import RunState, RunStatus, StepState, StepStatus
 from router.store import Store
@@ -58,34 +57,59 @@ def _step_of(run: RunState, ctx: PipelineContext) -> StepState:
     return step
 
 
-def _outputs_outside(
-    spec: PipelineSpec, run: RunState, ctx: PipelineContext, done: StepCompleted
-) -> str | None:
-    """Why a step's reported outputs are not objects of its run, or None.
+# What a part may change of its requested output key: the extension only
+# (``.png`` for ``.jpg``), as :func:`functions.step.output_ref` does.
+_EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,8})?")
 
-    Each output is the run's source (a detector mid-pipeline passes its input
-    on) or an object in the pipeline's output bucket, under its prefix, with
-    no ``..`` segment: the router copies and serves what a step reports.
+
+def _with_other_extension(ref: ObjectRef, requested: ObjectRef) -> bool:
+    """Whether ``ref`` is ``requested`` with at most its extension changed.
+
+    Example:
+        >>> _with_other_extension(ObjectRef("o", "p/cat.png"), ObjectRef("o", "p/cat.jpg"))
+        True
+        >>> _with_other_extension(ObjectRef("o", "p/cat.jpg/x.png"), ObjectRef("o", "p/cat.jpg"))
+        False
     """
-    prefix = pipeline_prefix(ctx.pipeline)
-    for ref in done.result.outputs:
-        if ref != run.source and not ref.is_under(spec.output.bucket, prefix):
-            return f"step {ctx.step!r} reported output {ref}, outside {spec.output.bucket}/{prefix}"
-    return None
+    head, dot, extension = requested.key.rpartition(".")
+    stem = head if dot and "/" not in extension else requested.key
+    return (
+        ref.bucket == requested.bucket
+        and ref.key.startswith(stem)
+        and _EXTENSION.fullmatch(ref.key[len(stem) :]) is not None
+    )
 
 
-def _stale(step: StepState, attempt: int | None) -> bool:
-    """True for an answer to an earlier attempt of a step that was retried since.
+class ForeignAnswer(RouterError, PermissionError):
+    """A step's answer from a part that is not the step's function; answered 403."""
 
-    A late redelivery, or a replay, of the answer to attempt 1 must not
-    settle attempt 2: it may say the step failed while the retry succeeds.
+    code = "forbidden"
+
+
+def _check_sender(step: StepState, ctx: PipelineContext, attempt: int | None) -> bool:
+    """Whether an answer is for ``step``'s current attempt; raises when it may not answer at all.
+
+    The signature proved which part sent it (``kpipefunction``'s key): that
+    part must be the step's function, and the answer must name the attempt
+    it answers. An answer to an earlier attempt (a late redelivery, or a
+    replay) is ignored: it may say the step failed while the retry succeeds.
+
+    Raises:
+        ForeignAnswer: the answer comes from another function's part.
+        MalformedEvent: it names no attempt.
     """
-    if attempt is not None and attempt != step.attempt:
+    if ctx.function != step.function:
+        raise ForeignAnswer(
+            f"step {step.step_id!r} runs {step.function!r}; {ctx.function!r} may not answer for it"
+        )
+    if attempt is None:
+        raise MalformedEvent("a step's answer must name the attempt it answers", field="attempt")
+    if attempt != step.attempt:
         log.info(
             "ignored the answer to attempt %d of %s (now %d)", attempt, step.step_id, step.attempt
         )
-        return True
-    return False
+        return False
+    return True
 
 
 def joined(run: RunState, step: StepSpec) -> bool:
@@ -141,7 +165,7 @@ class Router:
 
     def start_run(self, spec: PipelineSpec, version: int, obj: ObjectCreated) -> list[Event]:
         """Create the run (once per object version) and request its first steps."""
-        now = time.time()
+        now = self._store.clock()
         run_id = keys.run_id(spec.name, version, obj.bucket, obj.key, obj.etag)
         run = RunState(
             id=run_id,
@@ -168,10 +192,10 @@ class Router:
     def on_step_completed(self, ctx: PipelineContext, done: StepCompleted) -> list[Event]:
         """Record a finished step and request every step that can now run."""
         spec = self._spec(ctx.pipeline, ctx.version)
-        now = time.time()
+        now = self._store.clock()
         with self._store.run_tx(ctx.run) as run:
             step = _step_of(run, ctx)
-            if _stale(step, done.attempt):
+            if not _check_sender(step, ctx, done.attempt):
                 return []
             if step.status.final:
                 return self._redrive(spec, run, now)
@@ -180,10 +204,10 @@ class Router:
                     "ignored an answer for step %s of run %s: not requested", ctx.step, ctx.run
                 )
                 return []
-            escaped = _outputs_outside(spec, run, ctx, done)
+            escaped = self._outputs_outside(spec, run, ctx.step, done)
             if escaped is not None:
-                # Signed by the parts' key, but naming objects no step may write:
-                # never recorded, so the router copies nothing from there.
+                # Signed by the step's own part, but naming objects it was not
+                # asked to write: never recorded, so the router copies nothing.
                 return self._record_failure(spec, run, ctx, StepFailed("bad_output", escaped), now)
             self._record_success(spec, run, ctx.step, done, now)
             if run.status is RunStatus.FAILED:
@@ -211,15 +235,43 @@ class Router:
                 state.metadata = done.result.metadata
             state.duration_ms = done.duration_ms if last else None
 
-    def on_step_failed(self, ctx: PipelineContext, failure: StepFailed) -> list[Event]:
-        """Record a failed step (its whole fused group) and fail its run."""
+    def _outputs_outside(
+        self, spec: PipelineSpec, run: RunState, head: str, done: StepCompleted
+    ) -> str | None:
+        """Why a step's reported outputs are not what it was asked to write, or None.
+
+        Each output is one of the step's own inputs (a detector mid-pipeline
+        passes its input on) or its requested output key, with at most the
+        extension changed: the router copies and serves what a step reports.
+        """
+        members = spec.groups.get(head, (head,))
+        last = spec.by_id[members[-1]]
+        requested = self._output_ref(spec, run, last, last.id in spec.terminal_steps)
+        inputs = self._inputs(run, spec.by_id[head])
+        for ref in done.result.outputs:
+            if ref not in inputs and not _with_other_extension(ref, requested):
+                return f"step {head!r} reported output {ref}; it was asked to write {requested}"
+        return None
+
+    def on_step_failed(
+        self, ctx: PipelineContext, failure: StepFailed, broker_said: str | None = None
+    ) -> list[Event]:
+        """Record a failed step (its whole fused group) and fail its run.
+
+        Only the current attempt of a step still requested fails: the answer
+        (or dead letter) of an attempt that was retried since changes nothing.
+        ``broker_said`` is what the broker added to a dead letter (unsigned),
+        kept beside kpipe's own words in the run's error.
+        """
         spec = self._spec(ctx.pipeline, ctx.version)
-        now = time.time()
+        now = self._store.clock()
         with self._store.run_tx(ctx.run) as run:
             step = _step_of(run, ctx)
-            if step.status.final or _stale(step, failure.attempt):
+            if not _check_sender(step, ctx, failure.attempt):
                 return []
-            return self._record_failure(spec, run, ctx, failure, now)
+            if step.status is not StepStatus.REQUESTED:
+                return []
+            return self._record_failure(spec, run, ctx, failure, now, broker_said)
 
     def _record_failure(
         self,
@@ -228,21 +280,25 @@ class Router:
         ctx: PipelineContext,
         failure: StepFailed,
         now: float,
+        broker_said: str | None = None,
     ) -> list[Event]:
         """Mark a step (its whole fused group) failed and fail its run, once."""
+        error: dict[str, object] = dict(failure.to_data())
+        if broker_said:
+            error["broker_said"] = broker_said
         for member in spec.groups.get(ctx.step, (ctx.step,)):
             state = run.steps[member]
             if not state.status.final:
                 state.status = StepStatus.FAILED
-                state.error = failure.to_data()
+                state.error = error
                 state.finished_at = now
         if run.status is RunStatus.FAILED:
             return []
-        return [self._fail(run, {"step": ctx.step, **failure.to_data()}, now)]
+        return [self._fail(run, {"step": ctx.step, **error}, now)]
 
     def fail_run(self, run_id: str, error: Mapping[str, object]) -> list[Event]:
         """Fail a run from outside a step (a dead letter, a deadline); no-op if it ended."""
-        now = time.time()
+        now = self._store.clock()
         try:
             with self._store.run_tx(run_id) as run:
                 if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
@@ -260,7 +316,7 @@ class Router:
         """
         run = self._store.get_run(run_id)
         spec = self._spec(run.pipeline, run.version)
-        now = time.time()
+        now = self._store.clock()
         with self._store.run_tx(run_id) as locked:
             if locked.status is not RunStatus.FAILED:
                 raise Conflict(f"run {run_id} is {locked.status.value}; only failed runs retry")
@@ -281,8 +337,10 @@ class Router:
         run.status = RunStatus.FAILED
         run.error = dict(error)
         run.finished_at = now
+        # Nothing is left waiting or requested: a failed run holds no queued work
+        # (a late answer to a cancelled step finds it final and changes nothing).
         for other in run.steps.values():
-            if other.status is StepStatus.WAITING:
+            if other.status in (StepStatus.WAITING, StepStatus.REQUESTED):
                 other.status = StepStatus.CANCELLED
         failure = StepFailed(str(error.get("code", "failed")), str(error.get("message", "")))
         return self._run_event(run, EventType.RUN_FAILED, failure)
@@ -378,6 +436,7 @@ class Router:
             final=final,
             upstream=upstream,
             attempt=state.attempt,
+            source_etag=run.etag or None,
         )
         return Event(
             type=EventType.STEP_REQUESTED,
@@ -406,7 +465,7 @@ class Router:
         run = self._store.get_run(run_id)
         spec = self._spec(run.pipeline, run.version)
         with self._store.run_tx(run_id) as locked:
-            return self._redrive(spec, locked, time.time())
+            return self._redrive(spec, locked, self._store.clock())
 
     def _run_event(self, run: RunState, kind: EventType, error: StepFailed | None = None) -> Event:
         ctx = PipelineContext(run.pipeline, run.version, run.id, traceparent=run.traceparent)

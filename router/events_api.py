@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from eventing.contract import Event, EventType
+from eventing.contract import Event, EventType, StepFailed, StepRequest
 from eventing.errors import DeliveryFailed, MalformedEvent
 from eventing.http import from_cloudevent, from_http, parse_cloudevent, to_http
 from kpipe.core.logs import log_context
@@ -104,19 +104,31 @@ def handle_dead_letter(services: RouterServices, ce: CloudEvent) -> None:
     elif event.context is None:
         raise MalformedEvent("a step request without kpiperun", field="kpiperun")
     else:
-        code = ce.get("knativeerrorcode")
-        reason = f" (last answer: HTTP {code}{_said(ce.get('knativeerrordata'))})" if code else ""
+        # kpipe's own words, from the signed request; the broker's (unsigned
+        # knativeerror* attributes) are kept apart, as the broker's.
+        request = StepRequest.from_data(event.data)
         message = (
             f"step {event.context.step!r} could not be delivered to function "
-            f"{event.context.function!r} after every retry{reason}"
+            f"{event.context.function!r} after every retry"
         )
-        error = {"step": event.context.step, "code": "undeliverable", "message": message}
-        emitted = services.router.fail_run(event.context.run, error)
+        failure = StepFailed("undeliverable", message, attempt=request.attempt)
+        emitted = services.router.on_step_failed(event.context, failure, _broker_said(ce))
     for follow_up in emitted:
         try:
             services.send(follow_up)
         except DeliveryFailed as exc:
             log.warning("could not post %s to the broker: %s", follow_up.type, exc.message)
+
+
+def _broker_said(ce: CloudEvent) -> str | None:
+    """What the broker says of a dead letter (Knative's unsigned ``knativeerror*``), or None.
+
+    Shown as the broker's words, never as kpipe's: nobody signs them.
+    """
+    code = ce.get("knativeerrorcode")
+    if not code:
+        return None
+    return f"the last answer was HTTP {str(code)[:8]}{_said(ce.get('knativeerrordata'))}"
 
 
 def _said(error_data: object) -> str:

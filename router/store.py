@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +102,9 @@ class RunQuery:
 class Store:
     """Pipelines, versions, runs and steps in one SQL database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+        # The clock of a run's progress (``updated_at``); tests pass a simulated one.
+        self.clock = clock
         is_sqlite = url.startswith("sqlite")
         self._engine = sa.create_engine(
             url,
@@ -321,16 +323,29 @@ class Store:
 
     @contextmanager
     def run_tx(self, run_id: str) -> Iterator[RunState]:
-        """Lock a run, yield it for changes, and write back what changed."""
+        """Lock a run, yield it for changes, and write back what changed.
+
+        ``updated_at`` is the run's last progress: it moves only when the run
+        or one of its steps changes status, so a re-drive (which changes only
+        when a request was sent) never holds a stuck run off its deadline.
+        Nothing is written when nothing changed.
+        """
         with self._tx() as conn:
             run = self._load(conn, run_id, lock=True)
             # The rows as loaded: comparing rows finds the changed steps at a
             # fraction of the cost of a deep copy of the run.
             before = {step_id: step.to_row() for step_id, step in run.steps.items()}
+            before_run = run.to_row()
             yield run
-            run.updated_at = time.time()
+            moved = run.status.value != before_run["status"] or any(
+                step.status.value != before[step_id]["status"]
+                for step_id, step in run.steps.items()
+            )
+            if moved:
+                run.updated_at = self.clock()
             row = run.to_row()
-            conn.execute(_UPDATE_RUN, {"_id": row.pop("id"), **row})
+            if row != before_run:
+                conn.execute(_UPDATE_RUN, {"_id": row.pop("id"), **row})
             changed = []
             for step_id, step in run.steps.items():
                 step_row = step.to_row()
@@ -405,7 +420,7 @@ class Store:
             return {(key, etag) for key, etag in rows}
 
     def unfinished_runs(self, older_than: float) -> list[str]:
-        """Ids of runs still pending or running that were last changed before ``older_than``."""
+        """Ids of runs still pending or running whose last progress was before ``older_than``."""
         with self._engine.connect() as conn:
             return list(
                 conn.execute(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from eventing.contract import Event
@@ -65,7 +64,7 @@ class Sweeper:
 
     def sweep_once(self, now: float | None = None) -> list[Event]:
         """Re-drive or fail every stuck run; return the events it emitted."""
-        now = time.time() if now is None else now
+        now = self._store.clock() if now is None else now
         emitted: list[Event] = []
         for run_id in self._store.unfinished_runs(older_than=now - self._redrive_after_s):
             run = self._store.get_run(run_id)

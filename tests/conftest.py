@@ -19,8 +19,10 @@ from eventing.objectstore import MinioStore
 from kpipe.core.settings import ObjectStoreSettings
 from kpipe.local.s3.server import S3Server
 
-# The one bucket of the S3 server of `s3_endpoint`.
+# The buckets of the S3 server of `s3_endpoint`: uploads arrive in BUCKET,
+# steps write into OUTPUT_BUCKET (the parts' default KPIPE_*_BUCKETS).
 BUCKET = "uploads"
+OUTPUT_BUCKET = "processed"
 
 
 def _free_port() -> int:
@@ -39,10 +41,10 @@ def free_port() -> Callable[[], int]:
 def s3_endpoint(tmp_path: Path) -> Iterator[str]:
     """``host:port`` of the local object store's rclone, where the parts read and write.
 
-    A fresh one per test (its data in the test's folder), with one empty bucket.
+    A fresh one per test (its data in the test's folder), with the two buckets empty.
     """
     with S3Server(
-        0, buckets=(BUCKET,), data_dir=tmp_path / "s3", credentials=("test", "test")
+        0, buckets=(BUCKET, OUTPUT_BUCKET), data_dir=tmp_path / "s3", credentials=("test", "test")
     ) as s3:
         yield s3.backend_endpoint
 

@@ -27,7 +27,7 @@ from bench._stack import BenchStack
 from bench.context import Context
 from bench.figures._runs import chain, drive, throughput, unique_keys
 from bench.model import Figure, Goal
-from eventing.contract import ObjectRef, StepCall, StepOutput, StepRequest
+from eventing.contract import ObjectRef, PipelineContext, StepCall, StepOutput, StepRequest
 from eventing.objectstore import MinioStore
 from functions.catalog import default_catalog
 from functions.runtime import PerThreadInference, StepRuntime
@@ -60,7 +60,7 @@ def in_process_photo(runtime: StepRuntime, name: str, data: bytes) -> float:
             final=final,
             upstream=dict(upstream),
         )
-        done = run_request(request, runtime)
+        done = run_request(request, runtime, PipelineContext("inproc", 1, name))
         upstream[f"s{i}"] = done.result
         inputs = done.result.outputs
         total_ms += done.duration_ms

@@ -91,3 +91,27 @@ def connect_url(host: str, port: int, path: str = "") -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}{path}"
+
+
+class BucketSettings(BaseSettings):
+    """The buckets uploads arrive in and the buckets pipelines write (comma-separated).
+
+    A part reads runs' sources only from ``KPIPE_SOURCE_BUCKETS`` and writes
+    only into ``KPIPE_OUTPUT_BUCKETS``; no bucket may be both, so no step can
+    write where uploads start runs.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    sources: str = Field("uploads", validation_alias="KPIPE_SOURCE_BUCKETS")
+    outputs: str = Field("processed", validation_alias="KPIPE_OUTPUT_BUCKETS")
+
+    @staticmethod
+    def _names(text: str) -> frozenset[str]:
+        return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+    def source_buckets(self) -> frozenset[str]:
+        return self._names(self.sources)
+
+    def output_buckets(self) -> frozenset[str]:
+        return self._names(self.outputs)

@@ -11,12 +11,21 @@ import pytest
 
 from eventing.contract import Event, EventType, PipelineContext
 from eventing.http import from_http, to_http
-from eventing.signing import BadKey, Role, SigningKey, TrustedKeys, Unauthenticated
+from eventing.signing import (
+    BadKey,
+    Role,
+    SigningKey,
+    TrustedKeys,
+    Unauthenticated,
+    part_principal,
+)
 
 ROUTER = SigningKey.generate("router-1")
 PARTS = SigningKey.generate("parts-1")
 ADAPTER = SigningKey.generate("adapter-1")
-TRUSTED = TrustedKeys.of({Role.ROUTER: [ROUTER], Role.PARTS: [PARTS], Role.ADAPTER: [ADAPTER]})
+TRUSTED = TrustedKeys.of(
+    {Role.ROUTER: [ROUTER], part_principal("resize"): [PARTS], Role.ADAPTER: [ADAPTER]}
+)
 CONTEXT = PipelineContext(
     "privacy", 3, "run-1", "faces", "detect_faces", "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
 )

@@ -9,19 +9,23 @@ import pytest
 
 from eventing.contract import ObjectRef, PipelineContext, StepCall, StepRequest, run_prefix
 from eventing.objectstore import MinioStore
-from eventing.signing import Role, SigningKey, TrustedKeys
+from eventing.signing import Role, SigningKey, TrustedKeys, part_principal
 from functions.catalog import Catalog
 from functions.runtime import StepRuntime
 from kpipe.core.settings import ImageSettings
-from tests.conftest import BUCKET
+from kpipe.local.config import PARTS
+from tests.conftest import OUTPUT_BUCKET
 
 # The run every request of these tests belongs to; outputs go under its prefix.
 PIPELINE, RUN = "p", "r1"
 CONTEXT = PipelineContext(PIPELINE, 1, RUN, "s0", "resize")
-# The router's key signs requests, the parts' key signs answers.
+# The router's key signs requests; these tests' parts sign every function's
+# answers with one key, trusted as each part's (in the product each has its own).
 ROUTER_KEY = SigningKey.generate("router-test")
 PARTS_KEY = SigningKey.generate("parts-test")
-TRUSTED = TrustedKeys.of({Role.ROUTER: [ROUTER_KEY], Role.PARTS: [PARTS_KEY]})
+TRUSTED = TrustedKeys.of(
+    {Role.ROUTER: [ROUTER_KEY], **{part_principal(name): [PARTS_KEY] for name in PARTS}}
+)
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def make_request() -> Callable[..., StepRequest]:
             source=source,
             inputs=(source,),
             calls=tuple(StepCall(f"s{i}", fn, params) for i, (fn, params) in enumerate(calls)),
-            output=ObjectRef(BUCKET, output_key),
+            output=ObjectRef(OUTPUT_BUCKET, output_key),
             final=final,
         )
 

@@ -18,8 +18,9 @@ from starlette.testclient import TestClient
 from eventing.contract import Event, EventType, ObjectRef, StepCall, StepRequest, run_prefix
 from eventing.http import from_http, to_http
 from functions.catalog import default_catalog
+from tests.conftest import BUCKET, OUTPUT_BUCKET
 from tests.functions.apps import MAIN, part_client
-from tests.functions.conftest import BUCKET, CONTEXT, PARTS_KEY, PIPELINE, ROUTER_KEY, RUN
+from tests.functions.conftest import CONTEXT, PARTS_KEY, PIPELINE, ROUTER_KEY, RUN
 
 OUT = run_prefix(PIPELINE, RUN)
 
@@ -52,7 +53,7 @@ def _delivery(
         source=source,
         inputs=(source,),
         calls=(StepCall("s1", function, params),),
-        output=ObjectRef(BUCKET, f"{OUT}{Path(source.key).name}"),
+        output=ObjectRef(OUTPUT_BUCKET, f"{OUT}{Path(source.key).name}"),
     )
     context = CONTEXT.for_step("s1", function)
     event = Event(EventType.STEP_REQUESTED, "/kpipe/router", request.to_data(), context)
@@ -85,8 +86,8 @@ def test_step_requested_gets_a_completed_cloudevent(
     assert reply.headers["ce-source"] == f"/kpipe/functions/{target}"
     assert reply.content != b"OK"
     event = from_http(dict(reply.headers), reply.content)
-    assert event.data["outputs"] == [{"bucket": BUCKET, "key": expected_key}]
-    assert raw_s3.stat_object(BUCKET, expected_key).size > 0
+    assert event.data["outputs"] == [{"bucket": OUTPUT_BUCKET, "key": expected_key}]
+    assert raw_s3.stat_object(OUTPUT_BUCKET, expected_key).size > 0
     # The upload is never modified.
     assert raw_s3.stat_object(BUCKET, source.key).etag == etag
     assert raw_s3.get_object(BUCKET, source.key).read() == astronaut_jpeg

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from minio import Minio
 
 from eventing.contract import (
     Event,
@@ -29,7 +30,8 @@ from kpipe.core.settings import (
     InferenceSettings,
     ObjectStoreSettings,
 )
-from tests.functions.conftest import BUCKET, CONTEXT, PARTS_KEY, ROUTER_KEY, TRUSTED
+from tests.conftest import BUCKET, OUTPUT_BUCKET
+from tests.functions.conftest import CONTEXT, PARTS_KEY, ROUTER_KEY, TRUSTED
 
 Upload = Callable[[str, bytes], ObjectRef]
 MakeRequest = Callable[..., StepRequest]
@@ -76,7 +78,7 @@ def test_handle_http_answers_step_completed(
     assert event.source == "/kpipe/functions/resize"
     assert event.context == CONTEXT
     assert event.id == step_event_id(CONTEXT, 1, EventType.STEP_COMPLETED)
-    assert event.data["outputs"] == [{"bucket": BUCKET, "key": "p/_runs/r1/out.jpg"}]
+    assert event.data["outputs"] == [{"bucket": OUTPUT_BUCKET, "key": "p/_runs/r1/out.jpg"}]
     assert event.data["attempt"] == 1
     # Signed with the parts' key: the router accepts it from no one else.
     TRUSTED.verify(event)
@@ -256,7 +258,10 @@ def test_retry_for_comes_from_the_environment(
 class _BrokenStore:
     """A store with a bug in it: the step must still answer with an event."""
 
-    def get(self, ref: ObjectRef) -> bytes:
+    def get(self, ref: ObjectRef, if_match: str | None = None) -> bytes:
+        raise RuntimeError("disk on fire")
+
+    def etag(self, ref: ObjectRef) -> str:
         raise RuntimeError("disk on fire")
 
     def put(self, ref: ObjectRef, data: bytes, content_type: str) -> None:
@@ -295,9 +300,13 @@ class _CountingStore:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def get(self, ref: ObjectRef) -> bytes:
+    def get(self, ref: ObjectRef, if_match: str | None = None) -> bytes:
         self.calls.append(f"get {ref}")
         raise RuntimeError("must not be read")
+
+    def etag(self, ref: ObjectRef) -> str:
+        self.calls.append(f"etag {ref}")
+        return ""
 
     def put(self, ref: ObjectRef, data: bytes, content_type: str) -> str:
         self.calls.append(f"put {ref}")
@@ -337,13 +346,18 @@ def test_a_tampered_request_is_refused(make_request: MakeRequest) -> None:
     ("inputs", "output", "final"),
     [
         # Another run's intermediate, or any other object, as an input.
-        ((ObjectRef(BUCKET, "p/_runs/other-run/s0/x.jpg"),), "p/_runs/r1/out.jpg", False),
+        ((ObjectRef(OUTPUT_BUCKET, "p/_runs/other-run/s0/x.jpg"),), "p/_runs/r1/out.jpg", False),
         ((ObjectRef("secrets", "keys.jpg"),), "p/_runs/r1/out.jpg", False),
         # Writing outside the run, or outside the pipeline when final.
         ((), "uploads-copy.jpg", False),
         ((), "p/final.jpg", False),
         ((), "other-pipeline/x.jpg", True),
         ((), "p/_runs/r1/../../../x.jpg", False),
+        # Keys that a part's extension change would move out of the run (issue 17).
+        ((), "p/", True),
+        ((), "p/_runs/r1/", False),
+        # A final output among the runs' intermediates.
+        ((), "p/_runs/r2/x.jpg", True),
     ],
     ids=[
         "other-runs-intermediate",
@@ -352,6 +366,9 @@ def test_a_tampered_request_is_refused(make_request: MakeRequest) -> None:
         "intermediate-outside-the-run",
         "final-outside-the-pipeline",
         "dot-dot",
+        "the-pipeline-prefix-itself",
+        "the-run-prefix-itself",
+        "final-into-another-run",
     ],
 )
 def test_a_signed_request_outside_its_run_is_refused_and_does_nothing(
@@ -381,5 +398,45 @@ def test_a_replayed_request_does_the_same_work_again_and_changes_nothing(
     assert one.id == two.id
     assert one.data["outputs"] == two.data["outputs"]
     assert one.data["attempt"] == two.data["attempt"] == 1
-    stored = runtime.store.get(ObjectRef(BUCKET, "p/_runs/r1/out.jpg"))
+    stored = runtime.store.get(ObjectRef(OUTPUT_BUCKET, "p/_runs/r1/out.jpg"))
     assert stored.startswith(b"\xff\xd8")
+
+
+@pytest.mark.parametrize(
+    "bucket", ["uploads", "secrets"], ids=["the-trigger-bucket", "a-foreign-bucket"]
+)
+def test_a_signed_request_writing_outside_the_output_buckets_is_refused(
+    make_request: MakeRequest, bucket: str
+) -> None:
+    store = _CountingStore()
+    source = ObjectRef(BUCKET, "in/x.jpg")
+    request = make_request(source, ("resize", {"width": 9}))
+    request = replace(request, output=ObjectRef(bucket, request.output.key))
+    status, _, body = handle_http(*_delivery(request), "resize", _runtime(store))
+    assert status == 403
+    assert json.loads(body)["error"]["code"] == "out_of_scope"
+    assert store.calls == []
+
+
+@pytest.mark.parametrize(
+    ("output", "final"),
+    [("p/_runs/r1/.", False), ("p/.", True)],
+    ids=["becomes-p/_runs/r1.jpg", "becomes-p.jpg"],
+)
+def test_the_key_really_written_is_checked_after_its_extension_changed(
+    runtime: StepRuntime,
+    upload: Upload,
+    make_request: MakeRequest,
+    astronaut_jpeg: bytes,
+    raw_s3: Minio,
+    output: str,
+    final: bool,
+) -> None:
+    # The requested key looks inside the run; the key the part would write
+    # once it sets the extension is not: the last check refuses it.
+    source = upload("in/astronaut.jpg", astronaut_jpeg)
+    request = make_request(source, ("resize", {"width": 9}), output_key=output, final=final)
+    status, _, body = handle_http(*_delivery(request), "resize", runtime)
+    assert status == 403
+    assert json.loads(body)["error"]["code"] == "out_of_scope"
+    assert list(raw_s3.list_objects(OUTPUT_BUCKET, recursive=True)) == []

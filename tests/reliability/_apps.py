@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from eventing.signing import Role
+from eventing.signing import Role, part_principal
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
 from kpipe.core.retry import Backoff
@@ -24,7 +24,8 @@ TARGETS = PARTS
 __all__ = ["PART_ENV", "TARGETS", "part_client", "router_client", "router_services"]
 # What a part process gets from `kpipe up` (or its Secret): its key and the router's.
 PART_ENV = {
-    "KPIPE_SIGNING_KEY": KEYS[Role.PARTS].entry(),
+    # One test part serves every target: it signs as resize, the first.
+    "KPIPE_SIGNING_KEY": KEYS[part_principal("resize")].entry(),
     "KPIPE_TRUSTED_KEYS": f"router={KEYS[Role.ROUTER].public_entry()}",
 }
 

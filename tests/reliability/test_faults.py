@@ -30,7 +30,7 @@ from eventing.contract import (
 )
 from eventing.http import from_http, to_http
 from eventing.objectstore import MinioStore
-from eventing.signing import Role
+from eventing.signing import part_principal
 from functions.catalog import Catalog
 from functions.delivery import handle_http
 from functions.runtime import StepRuntime
@@ -203,7 +203,7 @@ def test_a_store_briefly_down_is_retried_and_no_output_is_lost(
             catalog=Catalog(),
             images=ImageSettings(),
             trusted=TRUSTED,
-            signer=KEYS[Role.PARTS],
+            signer=KEYS[part_principal("resize")],
         )
         part = _Part(runtime)
         router = subscriber((202, b"", {}))

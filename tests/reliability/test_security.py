@@ -32,7 +32,7 @@ from eventing.contract import (
 )
 from eventing.http import to_http
 from eventing.objectstore import MinioStore
-from eventing.signing import SIGNER, Role, SigningKey
+from eventing.signing import SIGNER, Role, SigningKey, part_principal
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
 from kpipe.core.retry import Backoff
@@ -491,7 +491,7 @@ INTRUDER = SigningKey.generate("intruder")
 
 def _forgeries(event: Event) -> dict[str, Event]:
     """``event`` unsigned, signed by a key nobody trusts, and by a role that may not send it."""
-    wrong_role = Role.ROUTER if SIGNER[event.type] is not Role.ROUTER else Role.PARTS
+    wrong_role = Role.ROUTER if SIGNER[event.type] is not Role.ROUTER else part_principal("resize")
     return {
         "unsigned": event,
         "unknown-key": INTRUDER.sign(event),

@@ -12,9 +12,10 @@ from starlette.types import ASGIApp, Message, Scope
 
 from eventing.contract import Event
 from eventing.objectstore import MinioStore
-from eventing.signing import SIGNER, Role, SigningKey, TrustedKeys
+from eventing.signing import Role, SigningKey, TrustedKeys, part_principal, signer_of
 from eventing.sink import HttpBrokerClient
 from functions.catalog import Catalog
+from kpipe.local.config import PARTS
 from router.api import create_app
 from router.health import HealthChecker
 from router.services import RouterServices
@@ -22,13 +23,16 @@ from router.settings import RouterSettings
 from router.store import Store
 
 # One key per role, trusted by every router these tests build (eventing/signing.py).
-KEYS = {role: SigningKey.generate(f"test-{role}") for role in Role}
-TRUSTED = TrustedKeys.of({role: [key] for role, key in KEYS.items()})
+KEYS = {
+    principal: SigningKey.generate(f"test-{principal.replace('/', '-')}")
+    for principal in (Role.ROUTER, Role.ADAPTER, *map(part_principal, PARTS))
+}
+TRUSTED = TrustedKeys.of({principal: [key] for principal, key in KEYS.items()})
 
 
 def signed(event: Event) -> Event:
-    """``event`` signed by the role that may send its type, as its real sender signs it."""
-    return KEYS[SIGNER[event.type]].sign(event)
+    """``event`` signed by the one principal that may send it, as its real sender signs it."""
+    return KEYS[signer_of(event)].sign(event)
 
 
 def make_client(

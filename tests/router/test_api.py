@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from eventing.contract import Event, EventType, ObjectCreated, StepRequest
+from eventing.contract import Event, EventType, ObjectCreated, PipelineContext, StepRequest
 from eventing.http import from_http, to_http
 from functions.catalog import Catalog
 from router import events_api, pipelines_api, probes_api, runs_api
@@ -216,9 +216,14 @@ def test_malformed_events_get_400(client: TestClient, headers: dict[str, str], b
     "event",
     [
         Event(EventType.OBJECT_CREATED, "s", {"bucket": "b"}),
-        Event(EventType.STEP_COMPLETED, "s", {"outputs": []}),
+        Event(
+            EventType.STEP_COMPLETED,
+            "s",
+            {"outputs": []},
+            PipelineContext("p", 1, "r", function="resize"),
+        ),
     ],
-    ids=["object-created-without-key", "step-completed-without-run"],
+    ids=["object-created-without-key", "step-completed-without-step"],
 )
 def test_signed_events_with_bad_data_get_400(client: TestClient, event: Event) -> None:
     headers, body = to_http(signed(event))

@@ -131,7 +131,7 @@ def fail_step(client: TestClient, request: Event) -> int:
     failed = Event(
         EventType.STEP_FAILED,
         "/test",
-        StepFailed("bad_image", "broken").to_data(),
+        StepFailed("bad_image", "broken", attempt=request.data["attempt"]).to_data(),
         context=request.context,
     )
     headers, body = to_http(signed(failed))

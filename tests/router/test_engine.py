@@ -44,7 +44,7 @@ def complete(
     req = request_of(request_event)
     assert request_event.context is not None
     result = StepOutput(outputs if outputs is not None else (req.output,), metadata or {})
-    return router.on_step_completed(request_event.context, StepCompleted(result, 12.5))
+    return router.on_step_completed(request_event.context, StepCompleted(result, 12.5, req.attempt))
 
 
 def by_step(events: list[Event]) -> dict[str, Event]:
@@ -228,7 +228,7 @@ def test_a_failed_step_fails_the_run(router: Router, store: Store, catalog: Cata
     fanned = by_step(complete(router, small))
     ctx = fanned["faces"].context
     assert ctx is not None
-    [failed] = router.on_step_failed(ctx, StepFailed("bad_image", "uploads/x is broken"))
+    [failed] = router.on_step_failed(ctx, StepFailed("bad_image", "uploads/x is broken", attempt=1))
     assert failed.type is EventType.RUN_FAILED
     summary = RunFinished.from_data(failed.data)
     assert summary.error == StepFailed("bad_image", "uploads/x is broken")
@@ -239,12 +239,13 @@ def test_a_failed_step_fails_the_run(router: Router, store: Store, catalog: Cata
         "code": "bad_image",
         "message": "uploads/x is broken",
         "retryable": False,
+        "attempt": 1,
     }
     assert run.steps["join"].status is StepStatus.CANCELLED
     # the other branch finishing late neither revives the run nor starts the join
     assert complete(router, fanned["png"]) == []
     assert store.get_run(ctx.run).status is RunStatus.FAILED
-    assert router.on_step_failed(ctx, StepFailed("bad_image", "again")) == []
+    assert router.on_step_failed(ctx, StepFailed("bad_image", "again", attempt=1)) == []
 
 
 def test_stale_requests_are_sent_again(
@@ -311,7 +312,7 @@ def test_a_failed_fused_group_fails_every_member_and_retries_whole(
     register(store, catalog, CHAIN)
     [event] = router.on_object_created(UPLOAD)
     assert event.context is not None
-    router.on_step_failed(event.context, StepFailed("bad_image", "x"))
+    router.on_step_failed(event.context, StepFailed("bad_image", "x", attempt=1))
     run = store.get_run(event.context.run)
     assert {s.status for s in run.steps.values()} == {StepStatus.FAILED}
     [again] = router.retry_run(event.context.run)

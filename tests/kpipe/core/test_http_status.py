@@ -9,8 +9,7 @@ import pytest
 from eventing.errors import DeliveryFailed, MalformedEvent
 from eventing.objectstore import StoreRefused, StoreUnavailable
 from eventing.signing import Unauthenticated
-from functions.delivery import OutOfScope
-from functions.errors import ModelNotReady
+from functions.errors import ModelNotReady, OutOfScope
 from kpipe.core.auth import AuthorizationMalformed, TokenInvalid, TokenMissing
 from kpipe.core.errors import KpipeError
 from kpipe.core.http_body import BodyTooLarge
