@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 
 from kpipe.deploy.keys import SIGNING_ROLES, RoleKey
-from kpipe.deploy.render import OVERLAYS, overlay_dir, render, to_yaml
+from kpipe.deploy.render import OVERLAYS, Obj, overlay_dir, render, to_yaml
+from kpipe.deploy.subjects import with_oidc_subjects
 from kpipe.local.config import MODEL_REPOSITORY
 
 _overlay = click.option(
@@ -32,6 +33,11 @@ _overlay = click.option(
 _image = click.option("--image", default=None, help="The kpipe image (repo:tag) to run instead.")
 
 
+def _manifests(overlay: str, namespace: str | None, image: str | None = None) -> list[Obj]:
+    """The overlay's objects, with the OIDC subjects generated for the namespace they are in."""
+    return with_oidc_subjects(render(overlay_dir(overlay), namespace, image))
+
+
 @click.group()
 def deploy() -> None:
     """Render and apply the Knative manifests (deploy/knative)."""
@@ -42,8 +48,13 @@ def deploy() -> None:
 @click.option("--namespace", default=None, help="Override the overlay's namespace.")
 @_image
 def render_cmd(overlay: str, namespace: str | None, image: str | None) -> None:
-    """Print the manifests as multi-document YAML (like `kubectl kustomize`)."""
-    click.echo(to_yaml(render(overlay_dir(overlay), namespace, image)), nl=False)
+    """Print the manifests as multi-document YAML (like `kubectl kustomize`).
+
+    Unlike `kubectl kustomize`, each receiver gets KPIPE_OIDC_SUBJECTS: the
+    service accounts of the Triggers that deliver to it, in the namespace
+    rendered (none for the base without --namespace).
+    """
+    click.echo(to_yaml(_manifests(overlay, namespace, image)), nl=False)
 
 
 @deploy.command("apply")
@@ -76,7 +87,7 @@ def apply_cmd(
 
     if overlay == "base" and namespace is None:
         raise click.UsageError("the base has no namespace: pass --namespace")
-    objs = render(overlay_dir(overlay), namespace, image)
+    objs = _manifests(overlay, namespace, image)
     # kubernetes' config loader is untyped.
     api = config.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
     with api:
@@ -111,7 +122,7 @@ def secrets_cmd(overlay: str, namespace: str | None) -> None:
     """
     from kpipe.deploy.apply import generate
 
-    objs = render(overlay_dir(overlay), namespace)
+    objs = _manifests(overlay, namespace)
     created = [o for o in generate(objs, lambda _: None).values() if o is not None]
     click.echo(to_yaml(created), nl=False)
 

@@ -53,14 +53,16 @@ def _local_only(cls: type[BaseSettings]) -> set[str]:
 SINK = _aliases(EventSettings)["sink"]
 WEBHOOK_TOKEN = str(next(p for p in adapter_main.params if p.name == "token").envvar)
 OIDC_AUDIENCE = _aliases(OIDCSettings)["audience"]
+# Generated at render time (kpipe.deploy.subjects): each receiver's senders.
+OIDC_SUBJECTS = _aliases(OIDCSettings)["subjects"]
 SIGNING = {SIGNING_KEY_ENV, TRUSTED_KEYS_ENV}
 PART_ENV = _local_only(ObjectStoreSettings) | _local_only(InferenceSettings)
 DATABASE = {_aliases(RouterSettings)["database_url"], "KPIPE_ROUTER_SERVES"}
 REQUIRED_ENV: dict[str, set[str]] = {
-    "part": PART_ENV | SIGNING | {OIDC_AUDIENCE},
+    "part": PART_ENV | SIGNING | {OIDC_AUDIENCE, OIDC_SUBJECTS},
     # PostgreSQL instead of the SQLite file, and an API that is not open to all.
     PUBLIC: PART_ENV | DATABASE | SIGNING | {_aliases(RouterSettings)["api_token"], SINK},
-    EVENTS: PART_ENV | DATABASE | SIGNING | {OIDC_AUDIENCE, SINK},
+    EVENTS: PART_ENV | DATABASE | SIGNING | {OIDC_AUDIENCE, OIDC_SUBJECTS, SINK},
     "adapter": SIGNING | {SINK, WEBHOOK_TOKEN},
 }
 
