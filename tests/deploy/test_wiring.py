@@ -453,7 +453,11 @@ def _secrets_of(spec: Obj) -> set[str]:
     return names
 
 
-PARTS_SECRETS = {"kpipe-parts-store", "kpipe-parts-signing"}
+def _parts_secrets(part_service: str) -> set[str]:
+    """A part reads the parts' store user and its own signing key, no other part's."""
+    return {"kpipe-parts-store", f"kpipe-part-{part_service}-signing"}
+
+
 STORE_SECRETS = {"kpipe-parts-store", "kpipe-router-store", "kpipe-api-store", "kpipe-triton-store"}
 # Each workload and every Secret it may read; nothing else may read any Secret.
 SECRETS_OF = {
@@ -472,7 +476,7 @@ def test_each_workload_reads_only_its_roles_secrets(rendered: list[Obj]) -> None
     for workload, spec in _pod_specs(rendered).items():
         kind, _, name = workload.partition("/")
         if kind == "Service" and _component(services[name]) == "part":
-            expected = PARTS_SECRETS
+            expected = _parts_secrets(name)
         else:
             expected = SECRETS_OF[workload]
         assert _secrets_of(spec) == expected, workload
