@@ -11,10 +11,16 @@ from pydantic_settings import BaseSettings
 from eventing.adapter import main as adapter_main
 from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
 from eventing.oidc import OIDCSettings
+from eventing.signing import part_principal
 from functions.catalog import default_catalog
 from kpipe.core import settings as kpipe_settings
 from kpipe.core.settings import EventSettings, InferenceSettings, ObjectStoreSettings
-from kpipe.deploy.keys import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV
+from kpipe.deploy.keys import (
+    PRINCIPAL_ANNOTATION,
+    SIGNING_KEY_ENV,
+    TRUSTED_KEYS_ENV,
+    signing_secret_name,
+)
 from router.settings import RouterSettings
 from tests.deploy.conftest import by_kind
 
@@ -510,3 +516,17 @@ def test_the_setup_job_mounts_the_policies_it_creates(rendered: list[Obj]) -> No
     script = spec["containers"][0]["args"][0]
     for role in (name.removesuffix(".json") for name in policies["data"]):
         assert f'user {role} "${role.upper()}_ACCESS_KEY" "${role.upper()}_SECRET_KEY"' in script
+
+
+def test_one_signing_secret_per_principal_named_for_it(rendered: list[Obj]) -> None:
+    """router, adapter and part/<function> for each part: each its own Secret, named for it."""
+    principals = {
+        name: s["metadata"]["annotations"][PRINCIPAL_ANNOTATION]
+        for name, s in by_kind(rendered, "v1", "Secret").items()
+        if PRINCIPAL_ANNOTATION in s["metadata"].get("annotations", {})
+    }
+    assert sorted(principals.values()) == sorted(
+        ["router", "adapter", *(part_principal(f) for f in default_catalog().names())]
+    )
+    assert all(signing_secret_name(p) == name for name, p in principals.items())
+    assert all(name.endswith("-signing") for name in principals)
