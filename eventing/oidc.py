@@ -7,13 +7,20 @@ service-account issuer for the audience the Trigger names
 (``spec.subscriber.audience``). Knative enforces EventPolicies only at its own
 ingresses (brokers, channels); a Knative Service that receives events checks
 the token itself. :class:`OIDCVerifier` does: signature (a key from the
-issuer's JWKS), issuer, audience, expiry and, when configured, the subject.
+issuer's JWKS), issuer, audience, expiry and the subject: the token's ``sub``
+is ``system:serviceaccount:<namespace>:<trigger>-oidc-eventing.knative.dev-trigger``,
+the service account Knative made for the Trigger that delivered it, and a
+token for the right audience from any other service account is refused.
 
 Configured from the environment (:class:`OIDCSettings`); off unless
-``KPIPE_OIDC_ISSUER`` is set. In a cluster::
+``KPIPE_OIDC_ISSUER`` is set. A receiver with an issuer but no
+``KPIPE_OIDC_SUBJECTS`` refuses to start (any pod can ask the API server for a
+token of any audience), unless ``KPIPE_OIDC_ANY_SUBJECT=true`` says that is
+meant. In a cluster (``kpipe deploy render`` generates the subjects)::
 
     KPIPE_OIDC_ISSUER=https://kubernetes.default.svc.cluster.local  # the API server's issuer
     KPIPE_OIDC_AUDIENCE=kpipe/resize            # this receiver's Trigger audience
+    KPIPE_OIDC_SUBJECTS=system:serviceaccount:kpipe:part-resize-oidc-eventing.knative.dev-trigger
     KPIPE_OIDC_JWKS_URL=https://kubernetes.default.svc/openid/v1/jwks
     KPIPE_OIDC_CA_FILE=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt
     KPIPE_OIDC_TOKEN_FILE=/var/run/secrets/kubernetes.io/serviceaccount/token
@@ -22,7 +29,7 @@ Example:
     >>> verifier = OIDCVerifier.from_settings(OIDCSettings())  # doctest: +SKIP
     >>> claims = verifier.verify(request.headers.get("authorization"))  # doctest: +SKIP
     >>> claims["sub"]  # doctest: +SKIP
-    'system:serviceaccount:kpipe:oidc-eventing.knative.dev-trigger-part-resize'
+    'system:serviceaccount:kpipe:part-resize-oidc-eventing.knative.dev-trigger'
 """
 
 from __future__ import annotations
@@ -116,8 +123,13 @@ class OIDCSettings(BaseSettings):
     """How a receiver verifies the broker's OIDC tokens; off while ``issuer`` is unset.
 
     ``subjects`` is a comma-separated list of accepted ``sub`` claims, each
-    exact or ending in ``*`` for a prefix (EventPolicy's ``from.sub`` syntax);
-    empty accepts any subject the issuer signed for this audience.
+    exact or ending in ``*`` for a prefix (EventPolicy's ``from.sub`` syntax).
+    With an issuer it is required: ``any_subject`` (``KPIPE_OIDC_ANY_SUBJECT=true``)
+    is the only way to accept any subject the issuer signed for this audience.
+
+    Raises:
+        pydantic.ValidationError: an issuer without an audience, or without
+            subjects and without ``KPIPE_OIDC_ANY_SUBJECT=true``, or both.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -127,6 +139,8 @@ class OIDCSettings(BaseSettings):
     # Default: the jwks_uri of the issuer's discovery document.
     jwks_url: str | None = Field(None, validation_alias="KPIPE_OIDC_JWKS_URL")
     subjects: str = Field("", validation_alias="KPIPE_OIDC_SUBJECTS")
+    # Accept any subject: only for a receiver every pod of the cluster may call.
+    any_subject: bool = Field(False, validation_alias="KPIPE_OIDC_ANY_SUBJECT")
     # CA bundle for https to the issuer (else the system's), and a bearer
     # token file for it (Kubernetes serves its JWKS to service accounts only).
     ca_file: Path | None = Field(None, validation_alias="KPIPE_OIDC_CA_FILE")
@@ -154,8 +168,23 @@ class OIDCSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _audience_with_issuer(self) -> Self:
-        if self.issuer is not None and not self.audience:
+        if self.issuer is None:
+            return self
+        if not self.audience:
             raise ValueError("KPIPE_OIDC_AUDIENCE is required when KPIPE_OIDC_ISSUER is set")
+        if self.any_subject and self.subject_patterns():
+            raise ValueError(
+                "KPIPE_OIDC_ANY_SUBJECT=true and KPIPE_OIDC_SUBJECTS contradict each other: "
+                "set one of them"
+            )
+        if not self.any_subject and not self.subject_patterns():
+            # Any pod may mint a token for any audience: without subjects the
+            # check would prove only "some pod of the cluster".
+            raise ValueError(
+                "KPIPE_OIDC_SUBJECTS is required when KPIPE_OIDC_ISSUER is set (the "
+                "service accounts of the Triggers that deliver here; `kpipe deploy render` "
+                "generates them); set KPIPE_OIDC_ANY_SUBJECT=true to accept any subject"
+            )
         return self
 
     @property
@@ -164,7 +193,7 @@ class OIDCSettings(BaseSettings):
         return self.issuer is not None
 
     def subject_patterns(self) -> tuple[str, ...]:
-        """The accepted subject patterns (empty: any subject)."""
+        """The accepted subject patterns (empty, with an issuer: ``any_subject`` is set)."""
         return tuple(p.strip() for p in self.subjects.split(",") if p.strip())
 
 
@@ -217,16 +246,20 @@ class OIDCVerifier:
         settings: issuer, audience, key source, timeouts; ``issuer`` must be set.
 
     Raises:
-        ValueError: ``settings`` has no issuer.
+        ValueError: ``settings`` has no issuer, or no subjects and not ``any_subject``.
     """
 
     def __init__(self, settings: OIDCSettings) -> None:
         if settings.issuer is None or settings.audience is None:
             raise ValueError("OIDCVerifier needs KPIPE_OIDC_ISSUER and KPIPE_OIDC_AUDIENCE")
+        if not settings.any_subject and not settings.subject_patterns():
+            # Settings made without validation (model_construct) get here.
+            raise ValueError("OIDCVerifier needs KPIPE_OIDC_SUBJECTS or KPIPE_OIDC_ANY_SUBJECT")
         self._settings = settings
         self._issuer = settings.issuer
         self._audience = settings.audience
         self._subjects = settings.subject_patterns()
+        self._any_subject = settings.any_subject
         self._ssl = ssl.create_default_context(
             cafile=str(settings.ca_file) if settings.ca_file else None
         )
@@ -238,7 +271,11 @@ class OIDCVerifier:
 
     @classmethod
     def from_settings(cls, settings: OIDCSettings) -> OIDCVerifier | None:
-        """A verifier, or None when OIDC is off (``KPIPE_OIDC_ISSUER`` unset)."""
+        """A verifier, or None when OIDC is off (``KPIPE_OIDC_ISSUER`` unset).
+
+        ``settings`` were checked when they were read: an issuer without
+        subjects (and without ``KPIPE_OIDC_ANY_SUBJECT=true``) never gets here.
+        """
         return cls(settings) if settings.enabled else None
 
     def verify(self, authorization: str | None) -> dict[str, Any]:
@@ -289,7 +326,7 @@ class OIDCVerifier:
         except PyJWTError as exc:
             raise TokenRejected(str(exc) or type(exc).__name__) from None
         subject = str(claims["sub"])
-        if self._subjects and not any(_matches(p, subject) for p in self._subjects):
+        if not self._any_subject and not any(_matches(p, subject) for p in self._subjects):
             raise SubjectNotAllowed(subject)
         return claims
 

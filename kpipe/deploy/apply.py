@@ -5,11 +5,14 @@ Every object is sent as ``PATCH`` with ``application/apply-patch+yaml``,
 other managers, such as the SinkBinding webhook, keep theirs). Secrets are the
 exception: one that exists is left alone, and one that does not is created
 with every ``CHANGE_ME`` replaced by a random hex token, so no secret is ever
-committed or overwritten. A role's signing Secret (``kpipe-<role>-signing``)
-gets a fresh Ed25519 key instead, and the ConfigMap ``kpipe-trusted-keys``,
-when missing, is created trusting the signing Secrets' public keys; when it
-exists it is kept, and apply refuses, before changing anything, to go on with
-a signing key it does not trust. EventPolicies are applied last, and skipped
+committed or overwritten. A signing Secret (one per principal:
+``kpipe-router-signing``, ``kpipe-adapter-signing`` and
+``kpipe-part-<service>-signing`` per part, each naming its principal in the
+annotation ``kpipe.io/signing-principal``) gets a fresh Ed25519 key instead,
+and the ConfigMap ``kpipe-trusted-keys``, when missing, is created trusting
+the signing Secrets' public keys; when it exists it is kept, and apply
+refuses, before changing anything, to go on with a signing key it does not
+trust (or to generate one it would not trust). EventPolicies are applied last, and skipped
 (reported, not failed) while Knative's ``authentication-oidc`` feature is off:
 Knative's webhook refuses to create them until it is on.
 
@@ -31,11 +34,11 @@ from typing import Any
 
 from kpipe.core.errors import KpipeError
 from kpipe.deploy.keys import (
+    PRINCIPAL_ANNOTATION,
     SIGNING_KEY_ENV,
-    SIGNING_ROLES,
     TRUSTED_KEYS_CONFIGMAP,
     TRUSTED_KEYS_ENV,
-    RoleKey,
+    PrincipalKey,
     signing_secret_name,
     trusted_entries,
     trusted_keys_value,
@@ -75,35 +78,39 @@ class ApplyFailed(KpipeError, RuntimeError):
 
 
 class UntrustedSigningKey(KpipeError, RuntimeError):
-    """A role's signing key that the existing ``kpipe-trusted-keys`` does not trust.
+    """Signing keys that the existing ``kpipe-trusted-keys`` does not trust.
 
-    Applying would make every receiver refuse that role's events, so nothing
-    is applied.
+    Applying would make every receiver refuse those principals' events, so
+    nothing is applied. The message names every such principal and what to do.
+
+    Attributes:
+        untrusted: the keys of existing signing Secrets that are not trusted.
+        missing: the principals whose signing Secret is missing (a key apply
+            generated would not be trusted either).
     """
 
     code = "untrusted_signing_key"
 
-    def __init__(self, key: RoleKey, generated: bool) -> None:
-        secret = signing_secret_name(key.role)
-        if generated:
-            reason = (
-                f"{secret} is missing but {TRUSTED_KEYS_CONFIGMAP} exists, so a new "
-                f"{key.role} key would not be trusted. Create {secret} yourself with a key "
-                f"(`kpipe deploy signing-key {key.role}` prints one and its entry), add the "
-                f"entry to {TRUSTED_KEYS_ENV} and apply again"
-            )
-        else:
-            reason = (
-                f"{TRUSTED_KEYS_CONFIGMAP} does not trust the {key.role} key {key.key_id} "
-                f"in {secret}: add `{key.trusted_entry()}` to {TRUSTED_KEYS_ENV}, roll the "
-                "receivers and apply again"
-            )
+    def __init__(self, untrusted: list[PrincipalKey], missing: list[str]) -> None:
+        reasons = [
+            f"{TRUSTED_KEYS_CONFIGMAP} does not trust the {key.principal} key {key.key_id} in "
+            f"{signing_secret_name(key.principal)}: add `{key.trusted_entry()}` to "
+            f"{TRUSTED_KEYS_ENV}, roll the receivers and apply again"
+            for key in untrusted
+        ]
+        reasons += [
+            f"{signing_secret_name(p)} is missing but {TRUSTED_KEYS_CONFIGMAP} exists, so a new "
+            f"{p} key would not be trusted. Create {signing_secret_name(p)} yourself with a "
+            f"key (`kpipe deploy signing-key {p}` prints one and its entry), add the entry to "
+            f"{TRUSTED_KEYS_ENV}, roll the receivers and apply again"
+            for p in missing
+        ]
         super().__init__(
-            f"{reason} (deploy/README.md, 'Rotating a signing key'). Nothing was applied."
+            "; ".join(reasons)
+            + " (deploy/README.md, 'Rotating a signing key'). Nothing was applied."
         )
-        self.role = key.role
-        self.key_id = key.key_id
-        self.generated = generated
+        self.untrusted = tuple(untrusted)
+        self.missing = tuple(missing)
 
 
 @dataclass(frozen=True)
@@ -169,26 +176,27 @@ def generate(objs: Iterable[Obj], lookup: Callable[[Obj], Obj | None]) -> dict[s
         for one that exists and is kept.
 
     Raises:
-        UntrustedSigningKey: the trusted keys exist and do not trust a role's key.
+        UntrustedSigningKey: the trusted keys exist and do not trust a principal's key.
         BadSigningKey: an existing signing Secret holds no valid key.
     """
     ordered = list(objs)
     out: dict[str, Obj | None] = {}
-    keys: dict[str, RoleKey] = {}
+    keys: dict[str, PrincipalKey] = {}
     new: set[str] = set()
     for obj in ordered:
         if (obj["apiVersion"], obj["kind"]) != ("v1", "Secret"):
             continue
-        role = _signing_role(obj)
+        principal = _signing_principal(obj)
         live = lookup(obj)
         if live is not None:
             out[describe(obj)] = None
-            if role is not None:
-                keys[role] = RoleKey.parse(role, _secret_value(live, SIGNING_KEY_ENV))
-        elif role is not None:
-            keys[role] = RoleKey.generate(role)
-            new.add(role)
-            data = {**obj.get("stringData", {}), SIGNING_KEY_ENV: keys[role].env_value()}
+            if principal is not None:
+                value = _secret_value(live, SIGNING_KEY_ENV)
+                keys[principal] = PrincipalKey.parse(principal, value)
+        elif principal is not None:
+            keys[principal] = PrincipalKey.generate(principal)
+            new.add(principal)
+            data = {**obj.get("stringData", {}), SIGNING_KEY_ENV: keys[principal].env_value()}
             out[describe(obj)] = {**obj, "stringData": data}
         else:
             out[describe(obj)] = fill_placeholders(obj)
@@ -197,14 +205,17 @@ def generate(objs: Iterable[Obj], lookup: Callable[[Obj], Obj | None]) -> dict[s
             continue
         live = lookup(obj)
         if live is None:
-            value = trusted_keys_value(keys[r] for r in SIGNING_ROLES if r in keys)
+            value = trusted_keys_value(keys.values())
             out[describe(obj)] = {**obj, "data": {**obj.get("data", {}), TRUSTED_KEYS_ENV: value}}
             continue
         out[describe(obj)] = None
         trusted = trusted_entries((live.get("data") or {}).get(TRUSTED_KEYS_ENV, ""))
-        for role in SIGNING_ROLES:
-            if role in keys and keys[role].trusted_entry() not in trusted:
-                raise UntrustedSigningKey(keys[role], generated=role in new)
+        untrusted = [k for k in keys.values() if k.trusted_entry() not in trusted]
+        if untrusted:
+            raise UntrustedSigningKey(
+                [k for k in untrusted if k.principal not in new],
+                [k.principal for k in untrusted if k.principal in new],
+            )
     return out
 
 
@@ -232,8 +243,8 @@ class Applier:
 
         Raises:
             ApplyFailed: the server refused an object.
-            UntrustedSigningKey: the trusted keys exist and do not trust a role's
-                signing key (raised before anything is applied).
+            UntrustedSigningKey: the trusted keys exist and do not trust a
+                principal's signing key (raised before anything is applied).
             BadSigningKey: an existing signing Secret holds no valid key.
         """
         ordered = sorted(objs, key=sort_key)
@@ -314,9 +325,10 @@ class Applier:
         return result
 
 
-def _signing_role(secret: Obj) -> str | None:
-    name = secret["metadata"]["name"]
-    return next((r for r in SIGNING_ROLES if signing_secret_name(r) == name), None)
+def _signing_principal(secret: Obj) -> str | None:
+    """The principal a rendered Secret holds the signing key of, or None for another Secret."""
+    principal = (secret["metadata"].get("annotations") or {}).get(PRINCIPAL_ANNOTATION)
+    return str(principal) if principal is not None else None
 
 
 def _is_trusted_keys(obj: Obj) -> bool:

@@ -7,7 +7,7 @@ Example:
     $ kpipe deploy render --overlay gpu > kpipe.yaml
     $ kpipe deploy apply --overlay dev --wait 600
     $ kpipe deploy secrets --overlay gpu | kubeseal -o yaml > secrets.yaml
-    $ kpipe deploy signing-key parts > parts.key
+    $ kpipe deploy signing-key part/resize > resize.key
     $ kpipe models push --cpu
 """
 
@@ -18,8 +18,11 @@ from pathlib import Path
 
 import click
 
-from kpipe.deploy.keys import SIGNING_ROLES, RoleKey
-from kpipe.deploy.render import OVERLAYS, overlay_dir, render, to_yaml
+from eventing.signing import Role, part_principal
+from functions.catalog import default_catalog
+from kpipe.deploy.keys import PrincipalKey
+from kpipe.deploy.render import OVERLAYS, Obj, overlay_dir, render, to_yaml
+from kpipe.deploy.subjects import with_oidc_subjects
 from kpipe.local.config import MODEL_REPOSITORY
 
 _overlay = click.option(
@@ -32,6 +35,11 @@ _overlay = click.option(
 _image = click.option("--image", default=None, help="The kpipe image (repo:tag) to run instead.")
 
 
+def _manifests(overlay: str, namespace: str | None, image: str | None = None) -> list[Obj]:
+    """The overlay's objects, with the OIDC subjects generated for the namespace they are in."""
+    return with_oidc_subjects(render(overlay_dir(overlay), namespace, image))
+
+
 @click.group()
 def deploy() -> None:
     """Render and apply the Knative manifests (deploy/knative)."""
@@ -42,8 +50,13 @@ def deploy() -> None:
 @click.option("--namespace", default=None, help="Override the overlay's namespace.")
 @_image
 def render_cmd(overlay: str, namespace: str | None, image: str | None) -> None:
-    """Print the manifests as multi-document YAML (like `kubectl kustomize`)."""
-    click.echo(to_yaml(render(overlay_dir(overlay), namespace, image)), nl=False)
+    """Print the manifests as multi-document YAML (like `kubectl kustomize`).
+
+    Unlike `kubectl kustomize`, each receiver gets KPIPE_OIDC_SUBJECTS: the
+    service accounts of the Triggers that deliver to it, in the namespace
+    rendered (none for the base without --namespace).
+    """
+    click.echo(to_yaml(_manifests(overlay, namespace, image)), nl=False)
 
 
 @deploy.command("apply")
@@ -66,8 +79,9 @@ def apply_cmd(
     """Server-side apply the manifests, then report what is ready.
 
     Secrets that do not exist yet are created with random values (a fresh
-    Ed25519 key in each signing Secret), and kpipe-trusted-keys, when missing,
-    with their public keys; existing ones are never changed.
+    Ed25519 key in each signing Secret: the router's, the adapter's and one
+    per part), and kpipe-trusted-keys, when missing, with their public keys;
+    existing ones are never changed.
     """
     from kubernetes import config
 
@@ -76,7 +90,7 @@ def apply_cmd(
 
     if overlay == "base" and namespace is None:
         raise click.UsageError("the base has no namespace: pass --namespace")
-    objs = render(overlay_dir(overlay), namespace, image)
+    objs = _manifests(overlay, namespace, image)
     # kubernetes' config loader is untyped.
     api = config.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
     with api:
@@ -111,20 +125,31 @@ def secrets_cmd(overlay: str, namespace: str | None) -> None:
     """
     from kpipe.deploy.apply import generate
 
-    objs = render(overlay_dir(overlay), namespace)
+    objs = _manifests(overlay, namespace)
     created = [o for o in generate(objs, lambda _: None).values() if o is not None]
     click.echo(to_yaml(created), nl=False)
 
 
-@deploy.command("signing-key")
-@click.argument("role", type=click.Choice(SIGNING_ROLES))
-def signing_key_cmd(role: str) -> None:
-    """Print a new signing key for ROLE, and its entry for KPIPE_TRUSTED_KEYS.
+def principals() -> list[str]:
+    """Every principal of the cluster: the router, the adapter and each part of the catalogue."""
+    parts = [part_principal(function) for function in default_catalog().names()]
+    return [Role.ROUTER.value, Role.ADAPTER.value, *parts]
 
-    Two shell assignments, KPIPE_SIGNING_KEY (secret) and TRUSTED_ENTRY
-    (public), for a rotation (deploy/README.md, "Rotating a signing key").
+
+@deploy.command("signing-key")
+@click.argument("principal")
+def signing_key_cmd(principal: str) -> None:
+    """Print a new signing key for PRINCIPAL, and its entry for KPIPE_TRUSTED_KEYS.
+
+    PRINCIPAL is router, adapter or part/<function> (part/resize,
+    part/detect_faces: the catalogue's names, with underscores). Two shell
+    assignments, KPIPE_SIGNING_KEY (secret) and TRUSTED_ENTRY (public), for
+    a rotation (deploy/README.md, "Rotating a signing key").
     """
-    key = RoleKey.generate(role)
+    known = principals()
+    if principal not in known:
+        raise click.BadParameter(f"{principal!r} is not one of {', '.join(known)}")
+    key = PrincipalKey.generate(principal)
     click.echo(f"KPIPE_SIGNING_KEY={key.env_value()}")
     click.echo(f"TRUSTED_ENTRY={key.trusted_entry()}")
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kpipe.deploy.render import overlay_dir, render
+from kpipe.deploy.subjects import with_oidc_subjects
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OVERLAY_NAMES = ("base", "dev", "gpu")
@@ -29,9 +30,9 @@ def overlay(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def rendered(overlay: str) -> list[dict[str, Any]]:
-    """The objects of one overlay (the base gets the namespace ``kpipe-test``)."""
+    """The objects ``kpipe deploy`` renders of one overlay (the base in ``kpipe-test``)."""
     namespace = "kpipe-test" if overlay == "base" else None
-    return render(overlay_dir(overlay), namespace=namespace)
+    return with_oidc_subjects(render(overlay_dir(overlay), namespace=namespace))
 
 
 def by_kind(objs: list[dict[str, Any]], api_version: str, kind: str) -> dict[str, dict[str, Any]]:

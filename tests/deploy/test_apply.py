@@ -24,6 +24,8 @@ from click.testing import CliRunner
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from eventing.signing import SigningKey, TrustedKeys
+from functions.catalog import default_catalog
 from kpipe.deploy.apply import (
     Applier,
     ApplyFailed,
@@ -32,7 +34,7 @@ from kpipe.deploy.apply import (
     generate,
 )
 from kpipe.deploy.cli import deploy
-from kpipe.deploy.keys import BadSigningKey, RoleKey
+from kpipe.deploy.keys import PRINCIPAL_ANNOTATION, BadSigningKey, PrincipalKey
 from kpipe.deploy.render import overlay_dir, render
 
 NS = "/api/v1/namespaces/kpipe"
@@ -256,28 +258,43 @@ def test_fill_placeholders_only_replaces_change_me() -> None:
 
 # -- signing keys ----------------------------------------------------------------
 
-ROLES = ("router", "parts", "adapter")
+# Every principal of the cluster: one per part of the catalogue.
+PARTS = tuple(f"part/{f}" for f in default_catalog().names())
+PRINCIPALS = ("router", "adapter", *PARTS)
 
 
-def _signing_key(fake: FakeApiServer, role: str) -> RoleKey:
-    stored = secret_values(fake.objects[f"{NS}/secrets/kpipe-{role}-signing"])
-    return RoleKey.parse(role, stored["KPIPE_SIGNING_KEY"])
+def _secret_name(principal: str) -> str:
+    return f"kpipe-{principal.replace('/', '-').replace('_', '-')}-signing"
+
+
+def _secret_path(principal: str) -> str:
+    return f"{NS}/secrets/{_secret_name(principal)}"
+
+
+def _signing_key(fake: FakeApiServer, principal: str) -> PrincipalKey:
+    stored = secret_values(fake.objects[_secret_path(principal)])
+    return PrincipalKey.parse(principal, stored["KPIPE_SIGNING_KEY"])
 
 
 def _trusted(fake: FakeApiServer) -> set[str]:
     return set(fake.objects[TRUSTED]["data"]["KPIPE_TRUSTED_KEYS"].split(","))
 
 
-def test_a_first_apply_generates_a_key_per_role_and_trusts_exactly_them(
+def test_a_first_apply_generates_a_key_per_principal_and_trusts_exactly_them(
     fake_api: tuple[FakeApiServer, Any],
 ) -> None:
     fake, api = fake_api
     done = {d.name: d.action for d in Applier(api).apply(render(overlay_dir("dev")))}
-    assert {done[f"secret/kpipe-{r}-signing"] for r in ROLES} == {"created"}
+    assert "secret/kpipe-part-detect-faces-signing" in done
+    assert {done[f"secret/{_secret_name(p)}"] for p in PRINCIPALS} == {"created"}
     assert done["configmap/kpipe-trusted-keys"] == "created"
-    keys = {r: _signing_key(fake, r) for r in ROLES}
+    keys = {p: _signing_key(fake, p) for p in PRINCIPALS}
     assert _trusted(fake) == {k.trusted_entry() for k in keys.values()}
-    assert len({k.env_value() for k in keys.values()}) == 3
+    assert len({k.env_value() for k in keys.values()}) == len(PRINCIPALS)
+    assert keys["part/detect_faces"].key_id.startswith("part-detect_faces-")
+    # The receivers' parser reads it, one principal per part.
+    trusted = TrustedKeys.parse(fake.objects[TRUSTED]["data"]["KPIPE_TRUSTED_KEYS"])
+    assert set(trusted.keys) == set(PRINCIPALS)
 
 
 def test_a_generated_key_signs_and_its_trusted_entry_verifies(
@@ -286,16 +303,28 @@ def test_a_generated_key_signs_and_its_trusted_entry_verifies(
     """The formats of design-round.md, checked with the raw Ed25519 operations."""
     fake, api = fake_api
     Applier(api).apply(render(overlay_dir("dev")))
-    key = _signing_key(fake, "parts")
-    entry = next(e for e in _trusted(fake) if e.startswith("parts="))
-    role, _, rest = entry.partition("=")
+    key = _signing_key(fake, "part/resize")
+    entry = next(e for e in _trusted(fake) if e.startswith("part/resize="))
+    principal, _, rest = entry.partition("=")
     key_id, _, public_b64 = rest.partition(":")
-    assert (role, key_id) == ("parts", key.key_id)
+    assert (principal, key_id) == ("part/resize", key.key_id)
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64))
     signature = key.key.private.sign(b"step.completed")
     public.verify(signature, b"step.completed")
     with pytest.raises(InvalidSignature):
         public.verify(signature, b"step.failed")
+
+
+def test_each_part_holds_only_its_own_key(fake_api: tuple[FakeApiServer, Any]) -> None:
+    """No part's key is trusted for another part: one key per principal, trusted for it alone."""
+    fake, api = fake_api
+    Applier(api).apply(render(overlay_dir("dev")))
+    entries = [e.partition("=") for e in _trusted(fake)]
+    owners: dict[str, set[str]] = {}
+    for principal, _, rest in entries:
+        owners.setdefault(rest, set()).add(principal)
+    assert all(len(p) == 1 for p in owners.values())
+    assert _signing_key(fake, "part/resize") != _signing_key(fake, "part/blur")
 
 
 def test_existing_keys_are_kept_and_a_second_apply_changes_nothing(
@@ -304,12 +333,12 @@ def test_existing_keys_are_kept_and_a_second_apply_changes_nothing(
     fake, api = fake_api
     objs = render(overlay_dir("dev"))
     Applier(api).apply(objs)
-    before = {r: _signing_key(fake, r) for r in ROLES}
+    before = {p: _signing_key(fake, p) for p in PRINCIPALS}
     trusted_before = fake.objects[TRUSTED]
     done = {d.name: d.action for d in Applier(api).apply(objs)}
-    assert {done[f"secret/kpipe-{r}-signing"] for r in ROLES} == {"kept"}
+    assert {a for n, a in done.items() if n.endswith("-signing")} == {"kept"}
     assert done["configmap/kpipe-trusted-keys"] == "kept"
-    assert {r: _signing_key(fake, r) for r in ROLES} == before
+    assert {p: _signing_key(fake, p) for p in PRINCIPALS} == before
     assert fake.objects[TRUSTED] is trusted_before
 
 
@@ -318,30 +347,38 @@ def test_trusted_keys_are_built_from_existing_signing_secrets(
 ) -> None:
     """Secrets made by hand (GitOps) are kept, and the trusted keys trust them."""
     fake, api = fake_api
-    mine = RoleKey.generate("router")
-    fake.objects[f"{NS}/secrets/kpipe-router-signing"] = secret(
-        {"KPIPE_SIGNING_KEY": mine.env_value()}
-    )
+    mine = PrincipalKey.generate("part/annotate")
+    fake.objects[_secret_path("part/annotate")] = secret({"KPIPE_SIGNING_KEY": mine.env_value()})
     Applier(api).apply(render(overlay_dir("dev")))
-    assert _signing_key(fake, "router") == mine
+    assert _signing_key(fake, "part/annotate") == mine
     assert mine.trusted_entry() in _trusted(fake)
 
 
-def test_a_rotation_in_progress_is_accepted(fake_api: tuple[FakeApiServer, Any]) -> None:
+@pytest.mark.parametrize("principal", ["part/resize", "router"])
+def test_a_rotation_in_progress_is_accepted(
+    fake_api: tuple[FakeApiServer, Any], principal: str
+) -> None:
     """Old and new key both trusted, the signer switched to the new one: apply goes on."""
     fake, api = fake_api
     objs = render(overlay_dir("dev"))
     Applier(api).apply(objs)
-    old = _signing_key(fake, "parts")
-    new = RoleKey.generate("parts")
+    old = _signing_key(fake, principal)
+    others = {p: _signing_key(fake, p) for p in PRINCIPALS if p != principal}
+    new = PrincipalKey.generate(principal)
+    # 1. trust the new key beside the old one; 2. switch the signer's Secret.
     value = fake.objects[TRUSTED]["data"]["KPIPE_TRUSTED_KEYS"] + "," + new.trusted_entry()
     fake.objects[TRUSTED] = {"data": {"KPIPE_TRUSTED_KEYS": value}}
-    fake.objects[f"{NS}/secrets/kpipe-parts-signing"] = secret(
-        {"KPIPE_SIGNING_KEY": new.env_value()}
-    )
+    fake.objects[_secret_path(principal)] = secret({"KPIPE_SIGNING_KEY": new.env_value()})
     Applier(api).apply(objs)
-    assert _signing_key(fake, "parts") == new
+    assert _signing_key(fake, principal) == new
     assert {old.trusted_entry(), new.trusted_entry()} <= _trusted(fake)
+    assert {p: _signing_key(fake, p) for p in others} == others
+    # 3. drop the old entry: apply still goes on, and receivers verify the new key only.
+    value = ",".join(sorted(_trusted(fake) - {old.trusted_entry()}))
+    fake.objects[TRUSTED] = {"data": {"KPIPE_TRUSTED_KEYS": value}}
+    Applier(api).apply(objs)
+    trusted = TrustedKeys.parse(value)
+    assert set(trusted.keys[principal]) == {new.key_id}
 
 
 def test_a_signing_key_the_trusted_keys_do_not_trust_stops_apply_before_anything(
@@ -350,30 +387,57 @@ def test_a_signing_key_the_trusted_keys_do_not_trust_stops_apply_before_anything
     fake, api = fake_api
     objs = render(overlay_dir("dev"))
     Applier(api).apply(objs)
-    switched = RoleKey.generate("parts")  # switched without adding its public key first
-    fake.objects[f"{NS}/secrets/kpipe-parts-signing"] = secret(
-        {"KPIPE_SIGNING_KEY": switched.env_value()}
-    )
+    switched = PrincipalKey.generate("part/resize")  # switched without adding its public key
+    fake.objects[_secret_path("part/resize")] = secret({"KPIPE_SIGNING_KEY": switched.env_value()})
     fake.requests.clear()
     with pytest.raises(UntrustedSigningKey, match=re.escape(switched.trusted_entry())) as refused:
         Applier(api).apply(objs)
-    assert not refused.value.generated
+    assert refused.value.untrusted == (switched,)
+    assert refused.value.missing == ()
     assert [r for r in fake.requests if r[0] == "PATCH"] == []
 
 
-def test_a_missing_signing_secret_is_not_generated_when_nothing_would_trust_it(
+def test_one_parts_key_trusted_for_another_part_is_not_trusted(
+    fake_api: tuple[FakeApiServer, Any],
+) -> None:
+    """The entry must name the principal: blur's key listed as part/blur does not cover resize."""
+    fake, api = fake_api
+    objs = render(overlay_dir("dev"))
+    Applier(api).apply(objs)
+    blur = _signing_key(fake, "part/blur")
+    # resize's Secret now holds blur's key, which is trusted, but only for part/blur.
+    fake.objects[_secret_path("part/resize")] = secret({"KPIPE_SIGNING_KEY": blur.env_value()})
+    with pytest.raises(UntrustedSigningKey, match="does not trust the part/resize key"):
+        Applier(api).apply(objs)
+
+
+def test_missing_signing_secrets_are_not_generated_when_nothing_would_trust_them(
     fake_api: tuple[FakeApiServer, Any],
 ) -> None:
     fake, api = fake_api
     objs = render(overlay_dir("dev"))
     Applier(api).apply(objs)
-    del fake.objects[f"{NS}/secrets/kpipe-adapter-signing"]
+    del fake.objects[_secret_path("adapter")]
+    del fake.objects[_secret_path("part/detect_faces")]
     fake.requests.clear()
     with pytest.raises(UntrustedSigningKey, match="kpipe-adapter-signing is missing") as refused:
         Applier(api).apply(objs)
-    assert refused.value.generated
+    assert set(refused.value.missing) == {"adapter", "part/detect_faces"}
+    assert "kpipe deploy signing-key part/detect_faces" in str(refused.value)
     assert [r for r in fake.requests if r[0] == "PATCH"] == []
-    assert f"{NS}/secrets/kpipe-adapter-signing" not in fake.objects
+    assert _secret_path("adapter") not in fake.objects
+
+
+def test_a_signing_secret_of_the_shared_parts_key_is_refused() -> None:
+    """The one key all parts shared is gone: a Secret still naming it cannot be applied."""
+    old = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "kpipe-parts-signing", "annotations": {PRINCIPAL_ANNOTATION: "parts"}},
+        "stringData": {"KPIPE_SIGNING_KEY": "CHANGE_ME"},
+    }
+    with pytest.raises(BadSigningKey, match="shared 'parts' key is gone"):
+        generate([old], lambda _: None)
 
 
 @pytest.mark.parametrize(
@@ -411,20 +475,40 @@ def test_cli_secrets_prints_what_a_first_apply_creates() -> None:
     assert result.exit_code == 0, result.output
     docs = [d for d in yaml.safe_load_all(result.output) if d]
     assert {d["metadata"]["namespace"] for d in docs} == {"vision"}
-    signing = {
-        d["metadata"]["name"]: RoleKey.parse(
-            d["metadata"]["name"].split("-")[1], d["stringData"]["KPIPE_SIGNING_KEY"]
+    signing = [
+        PrincipalKey.parse(
+            d["metadata"]["annotations"][PRINCIPAL_ANNOTATION], d["stringData"]["KPIPE_SIGNING_KEY"]
         )
         for d in docs
         if d["metadata"]["name"].endswith("-signing")
-    }
+    ]
+    assert {k.principal for k in signing} == set(PRINCIPALS)
     trusted = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["KPIPE_TRUSTED_KEYS"]
-    assert set(trusted.split(",")) == {k.trusted_entry() for k in signing.values()}
+    assert set(trusted.split(",")) == {k.trusted_entry() for k in signing}
 
 
-def test_cli_signing_key_prints_a_key_and_its_trusted_entry() -> None:
-    result = CliRunner().invoke(deploy, ["signing-key", "parts"])
+@pytest.mark.parametrize("principal", ["part/resize", "part/detect_faces", "router", "adapter"])
+def test_cli_signing_key_prints_a_key_and_its_trusted_entry(principal: str) -> None:
+    result = CliRunner().invoke(deploy, ["signing-key", principal])
     assert result.exit_code == 0, result.output
     assigned = dict(line.split("=", 1) for line in result.output.splitlines())
-    key = RoleKey.parse("parts", assigned["KPIPE_SIGNING_KEY"])
+    key = PrincipalKey.parse(principal, assigned["KPIPE_SIGNING_KEY"])
     assert assigned["TRUSTED_ENTRY"] == key.trusted_entry()
+    assert assigned["TRUSTED_ENTRY"].startswith(f"{principal}={principal.replace('/', '-')}-")
+    # What the part itself reads as KPIPE_SIGNING_KEY.
+    assert SigningKey.parse(assigned["KPIPE_SIGNING_KEY"]).key_id == key.key_id
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        pytest.param("parts", id="the-old-shared-key"),
+        pytest.param("part/detect-faces", id="service-name-not-function"),
+        pytest.param("part/nope", id="not-in-the-catalogue"),
+        pytest.param("part", id="no-function"),
+    ],
+)
+def test_cli_signing_key_refuses_an_unknown_principal(principal: str) -> None:
+    result = CliRunner().invoke(deploy, ["signing-key", principal])
+    assert result.exit_code == 2
+    assert "part/detect_faces" in result.output

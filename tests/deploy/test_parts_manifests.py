@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functions.catalog import Catalog, default_catalog
+from kpipe.deploy.keys import PRINCIPAL_ANNOTATION
 from kpipe.deploy.parts import PARTS_YAML, part_objects, parts_yaml, service_name
 
 
@@ -17,9 +18,11 @@ def test_a_new_part_gets_a_service_a_trigger_and_a_policy() -> None:
     objs = part_objects(Catalog(modules))
     names = [(o["kind"], o["metadata"]["name"]) for o in objs]
     assert names == [
+        ("Secret", "kpipe-part-resize-signing"),
         ("Service", "resize"),
         ("Trigger", "part-resize"),
         ("EventPolicy", "part-resize"),
+        ("Secret", "kpipe-part-detect-text-signing"),
         ("Service", "detect-text"),
         ("Trigger", "part-detect-text"),
         ("EventPolicy", "part-detect-text"),
@@ -27,6 +30,20 @@ def test_a_new_part_gets_a_service_a_trigger_and_a_policy() -> None:
     ]
     dead_letters = objs[-1]["spec"]["from"]
     assert [f["ref"]["name"] for f in dead_letters] == ["part-resize", "part-detect-text"]
+
+
+def test_each_part_reads_only_its_own_signing_secret() -> None:
+    modules = {"resize": "functions.parts.resize", "detect_text": "functions.parts.text"}
+    objs = part_objects(Catalog(modules))
+    secrets = {o["metadata"]["name"]: o for o in objs if o["kind"] == "Secret"}
+    assert secrets["kpipe-part-detect-text-signing"]["metadata"]["annotations"] == {
+        PRINCIPAL_ANNOTATION: "part/detect_text"
+    }
+    for service in (o for o in objs if o["kind"] == "Service"):
+        env_from = service["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        signing = [e["secretRef"]["name"] for e in env_from if "secretRef" in e]
+        name = service["metadata"]["name"]
+        assert signing == ["kpipe-parts-store", f"kpipe-part-{name}-signing"], name
 
 
 def test_parts_on_triton_get_the_inference_profile() -> None:

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 
 from kpipe.deploy.render import overlay_dir, render
+from kpipe.deploy.subjects import with_oidc_subjects
 from tests.deploy.conftest import OVERLAY_NAMES
 from tests.deploy.crds import CRD_FILES, UnknownField, load_schema, schema_errors, unknown_fields
 
@@ -21,7 +22,8 @@ KUBERNETES_VERSION = "1.33.0"
 def _objects() -> list[Any]:
     params = []
     for name in OVERLAY_NAMES:
-        for obj in render(overlay_dir(name), namespace="kpipe-test" if name == "base" else None):
+        namespace = "kpipe-test" if name == "base" else None
+        for obj in with_oidc_subjects(render(overlay_dir(name), namespace=namespace)):
             ident = f"{name}-{obj['kind']}-{obj['metadata']['name']}"
             params.append(pytest.param(obj, id=ident))
     return params

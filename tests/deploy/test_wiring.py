@@ -11,10 +11,16 @@ from pydantic_settings import BaseSettings
 from eventing.adapter import main as adapter_main
 from eventing.contract import EXT_FUNCTION, ROUTER_EVENT_TYPES, EventType
 from eventing.oidc import OIDCSettings
+from eventing.signing import part_principal
 from functions.catalog import default_catalog
 from kpipe.core import settings as kpipe_settings
 from kpipe.core.settings import EventSettings, InferenceSettings, ObjectStoreSettings
-from kpipe.deploy.keys import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV
+from kpipe.deploy.keys import (
+    PRINCIPAL_ANNOTATION,
+    SIGNING_KEY_ENV,
+    TRUSTED_KEYS_ENV,
+    signing_secret_name,
+)
 from router.settings import RouterSettings
 from tests.deploy.conftest import by_kind
 
@@ -53,14 +59,16 @@ def _local_only(cls: type[BaseSettings]) -> set[str]:
 SINK = _aliases(EventSettings)["sink"]
 WEBHOOK_TOKEN = str(next(p for p in adapter_main.params if p.name == "token").envvar)
 OIDC_AUDIENCE = _aliases(OIDCSettings)["audience"]
+# Generated at render time (kpipe.deploy.subjects): each receiver's senders.
+OIDC_SUBJECTS = _aliases(OIDCSettings)["subjects"]
 SIGNING = {SIGNING_KEY_ENV, TRUSTED_KEYS_ENV}
 PART_ENV = _local_only(ObjectStoreSettings) | _local_only(InferenceSettings)
 DATABASE = {_aliases(RouterSettings)["database_url"], "KPIPE_ROUTER_SERVES"}
 REQUIRED_ENV: dict[str, set[str]] = {
-    "part": PART_ENV | SIGNING | {OIDC_AUDIENCE},
+    "part": PART_ENV | SIGNING | {OIDC_AUDIENCE, OIDC_SUBJECTS},
     # PostgreSQL instead of the SQLite file, and an API that is not open to all.
     PUBLIC: PART_ENV | DATABASE | SIGNING | {_aliases(RouterSettings)["api_token"], SINK},
-    EVENTS: PART_ENV | DATABASE | SIGNING | {OIDC_AUDIENCE, SINK},
+    EVENTS: PART_ENV | DATABASE | SIGNING | {OIDC_AUDIENCE, OIDC_SUBJECTS, SINK},
     "adapter": SIGNING | {SINK, WEBHOOK_TOKEN},
 }
 
@@ -451,7 +459,11 @@ def _secrets_of(spec: Obj) -> set[str]:
     return names
 
 
-PARTS_SECRETS = {"kpipe-parts-store", "kpipe-parts-signing"}
+def _parts_secrets(part_service: str) -> set[str]:
+    """A part reads the parts' store user and its own signing key, no other part's."""
+    return {"kpipe-parts-store", f"kpipe-part-{part_service}-signing"}
+
+
 STORE_SECRETS = {"kpipe-parts-store", "kpipe-router-store", "kpipe-api-store", "kpipe-triton-store"}
 # Each workload and every Secret it may read; nothing else may read any Secret.
 SECRETS_OF = {
@@ -470,7 +482,7 @@ def test_each_workload_reads_only_its_roles_secrets(rendered: list[Obj]) -> None
     for workload, spec in _pod_specs(rendered).items():
         kind, _, name = workload.partition("/")
         if kind == "Service" and _component(services[name]) == "part":
-            expected = PARTS_SECRETS
+            expected = _parts_secrets(name)
         else:
             expected = SECRETS_OF[workload]
         assert _secrets_of(spec) == expected, workload
@@ -504,3 +516,17 @@ def test_the_setup_job_mounts_the_policies_it_creates(rendered: list[Obj]) -> No
     script = spec["containers"][0]["args"][0]
     for role in (name.removesuffix(".json") for name in policies["data"]):
         assert f'user {role} "${role.upper()}_ACCESS_KEY" "${role.upper()}_SECRET_KEY"' in script
+
+
+def test_one_signing_secret_per_principal_named_for_it(rendered: list[Obj]) -> None:
+    """router, adapter and part/<function> for each part: each its own Secret, named for it."""
+    principals = {
+        name: s["metadata"]["annotations"][PRINCIPAL_ANNOTATION]
+        for name, s in by_kind(rendered, "v1", "Secret").items()
+        if PRINCIPAL_ANNOTATION in s["metadata"].get("annotations", {})
+    }
+    assert sorted(principals.values()) == sorted(
+        ["router", "adapter", *(part_principal(f) for f in default_catalog().names())]
+    )
+    assert all(signing_secret_name(p) == name for name, p in principals.items())
+    assert all(name.endswith("-signing") for name in principals)

@@ -43,7 +43,8 @@ from eventing.oidc import (
 )
 
 AUDIENCE = "kpipe/resize"
-SUBJECT = "system:serviceaccount:kpipe:oidc-eventing.knative.dev-trigger-part-resize"
+# The service account Knative makes for the Trigger part-resize (pkg/auth/serviceaccount.go).
+SUBJECT = "system:serviceaccount:kpipe:part-resize-oidc-eventing.knative.dev-trigger"
 KID = "key-1"
 JWKS_PATH = "/openid/v1/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -134,7 +135,11 @@ def issuer(signing_key: rsa.RSAPrivateKey, free_port: Callable[[], int]) -> Iter
 
 
 def settings(issuer: Issuer, **overrides: Any) -> OIDCSettings:
-    values: dict[str, Any] = {"KPIPE_OIDC_ISSUER": issuer.url, "KPIPE_OIDC_AUDIENCE": AUDIENCE}
+    values: dict[str, Any] = {
+        "KPIPE_OIDC_ISSUER": issuer.url,
+        "KPIPE_OIDC_AUDIENCE": AUDIENCE,
+        "KPIPE_OIDC_SUBJECTS": SUBJECT,
+    }
     values |= overrides
     return OIDCSettings.model_validate(values)
 
@@ -346,7 +351,7 @@ def test_an_ec_key_from_the_jwks_verifies_es256_tokens(
     ("patterns", "allowed"),
     [
         pytest.param(SUBJECT, True, id="exact"),
-        pytest.param("system:serviceaccount:kpipe:oidc-*", True, id="prefix"),
+        pytest.param("system:serviceaccount:kpipe:part-resize-*", True, id="prefix"),
         pytest.param("system:serviceaccount:other:*, " + SUBJECT, True, id="second-of-two"),
         pytest.param("system:serviceaccount:other:*", False, id="other-namespace"),
         pytest.param(SUBJECT + "-x", False, id="longer-name"),
@@ -363,6 +368,37 @@ def test_subjects_limit_who_may_send(
         with pytest.raises(SubjectNotAllowed) as refused:
             verifier.verify(header)
         assert refused.value.subject == SUBJECT
+
+
+def test_a_token_for_this_audience_from_another_service_account_is_refused(
+    issuer: Issuer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    """Any pod may ask the API server for a token of any audience: the subject decides."""
+    verifier = OIDCVerifier(settings(issuer))
+    other = "system:serviceaccount:kpipe:default"
+    header = f"Bearer {token(signing_key, claims(issuer, sub=other))}"
+    with pytest.raises(SubjectNotAllowed) as refused:
+        verifier.verify(header)
+    assert refused.value.subject == other
+
+
+def test_any_subject_is_accepted_only_when_said(
+    issuer: Issuer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    verifier = OIDCVerifier(settings(issuer, KPIPE_OIDC_SUBJECTS="", KPIPE_OIDC_ANY_SUBJECT="true"))
+    other = "system:serviceaccount:kpipe:default"
+    assert verifier.verify(f"Bearer {token(signing_key, claims(issuer, sub=other))}")["sub"] == (
+        other
+    )
+
+
+def test_a_verifier_without_subjects_refuses_to_exist() -> None:
+    """Settings made without validation cannot open the door either."""
+    unchecked = OIDCSettings.model_construct(
+        issuer="https://kubernetes.default.svc", audience=AUDIENCE, subjects="", any_subject=False
+    )
+    with pytest.raises(ValueError, match="KPIPE_OIDC_SUBJECTS or KPIPE_OIDC_ANY_SUBJECT"):
+        OIDCVerifier(unchecked)
 
 
 def test_an_unreachable_issuer_is_unavailable_not_unauthorized(
@@ -523,7 +559,11 @@ def test_oidc_is_off_until_an_issuer_is_set() -> None:
             id="issuer-without-audience",
         ),
         pytest.param(
-            {"KPIPE_OIDC_ISSUER": "http://issuer.example.com", "KPIPE_OIDC_AUDIENCE": "a"},
+            {
+                "KPIPE_OIDC_ISSUER": "http://issuer.example.com",
+                "KPIPE_OIDC_AUDIENCE": "a",
+                "KPIPE_OIDC_SUBJECTS": "s",
+            },
             "plain http is only accepted on loopback",
             id="plain-http-issuer",
         ),
@@ -531,10 +571,35 @@ def test_oidc_is_off_until_an_issuer_is_set() -> None:
             {
                 "KPIPE_OIDC_ISSUER": "https://kubernetes.default.svc",
                 "KPIPE_OIDC_AUDIENCE": "a",
+                "KPIPE_OIDC_SUBJECTS": "s",
                 "KPIPE_OIDC_JWKS_URL": "file:///etc/passwd",
             },
             "not an https URL",
             id="file-jwks-url",
+        ),
+        pytest.param(
+            {"KPIPE_OIDC_ISSUER": "https://kubernetes.default.svc", "KPIPE_OIDC_AUDIENCE": "a"},
+            "KPIPE_OIDC_SUBJECTS is required",
+            id="issuer-without-subjects",
+        ),
+        pytest.param(
+            {
+                "KPIPE_OIDC_ISSUER": "https://kubernetes.default.svc",
+                "KPIPE_OIDC_AUDIENCE": "a",
+                "KPIPE_OIDC_SUBJECTS": " , ",
+            },
+            "KPIPE_OIDC_SUBJECTS is required",
+            id="issuer-with-blank-subjects",
+        ),
+        pytest.param(
+            {
+                "KPIPE_OIDC_ISSUER": "https://kubernetes.default.svc",
+                "KPIPE_OIDC_AUDIENCE": "a",
+                "KPIPE_OIDC_SUBJECTS": "s",
+                "KPIPE_OIDC_ANY_SUBJECT": "true",
+            },
+            "contradict",
+            id="subjects-and-any-subject",
         ),
     ],
 )
