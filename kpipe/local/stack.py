@@ -53,8 +53,13 @@ def common_env(config: StackConfig) -> dict[str, str]:
     """The env every component gets, as a ConfigMap and Secret would give it in a cluster."""
     return {
         "KPIPE_HOME": str(config.home.resolve()),
-        # Every role's public key: each receiver checks who signed what it gets.
+        # Every principal's public key: each receiver checks who signed what it gets.
         "KPIPE_TRUSTED_KEYS": trusted_keys_env(ensure_keys(config.home, PARTS)),
+        # Where parts read sources from (the notified buckets) and write into (the rest).
+        "KPIPE_SOURCE_BUCKETS": ",".join(config.notify_buckets),
+        "KPIPE_OUTPUT_BUCKETS": ",".join(
+            b for b in config.buckets if b not in config.notify_buckets
+        ),
         # The S3 front: uploads through it are fsynced and notified.
         "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_port}",
         "MINIO_ACCESS_KEY": config.access_key,
@@ -68,7 +73,7 @@ def common_env(config: StackConfig) -> dict[str, str]:
 def process_specs(config: StackConfig) -> list[ProcessSpec]:
     """Every process of the local stack, in start order.
 
-    Each process gets only its own role's signing key (made in
+    Each process gets only its own signing key (made in
     ``KPIPE_HOME/keys`` on the first start, see :mod:`kpipe.local.keys`).
     """
     python = sys.executable

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -66,8 +66,14 @@ def _post(client: TestClient, event: Event) -> Event | None:
 
 
 def _completed(request: Event, key: str) -> Event:
+    """The part's answer to ``request``: its requested output, with ``key``'s extension."""
     assert request.context is not None
-    done = StepCompleted(StepOutput((ObjectRef("processed", key),), {}), 1.0)
+    asked = StepRequest.from_data(request.data)
+    output = ObjectRef(
+        asked.output.bucket,
+        str(PurePosixPath(asked.output.key).with_suffix(PurePosixPath(key).suffix)),
+    )
+    done = StepCompleted(StepOutput((output,), {}), 1.0, asked.attempt)
     return Event(EventType.STEP_COMPLETED, "/part", done.to_data(), context=request.context)
 
 

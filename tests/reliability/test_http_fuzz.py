@@ -30,10 +30,11 @@ from eventing.adapter import create_adapter_app
 from eventing.contract import Event, EventType, PipelineContext
 from eventing.http import to_http
 from eventing.objectstore import MinioStore
-from eventing.signing import Role, SigningKey, TrustedKeys
+from eventing.signing import Role, SigningKey, TrustedKeys, part_principal
 from functions.catalog import Catalog, default_catalog
 from kpipe.core.settings import ObjectStoreSettings
 from kpipe.local.broker import BrokerConfig, create_broker_app
+from kpipe.local.config import PARTS
 from kpipe.local.s3.server import S3Server
 from router.api import create_app
 from router.health import HealthChecker
@@ -148,7 +149,9 @@ ce_headers = st.fixed_dictionaries(
 # Every role signs with this one key, and every receiver trusts it for every role, so
 # that fuzzed events get past the signature check to the code behind it.
 KEY = SigningKey.generate("fuzz")
-TRUSTED = TrustedKeys.of({role: [KEY] for role in Role})
+# One key trusted as every principal: the fuzzer's events get past the signature check.
+PRINCIPALS = (Role.ROUTER, Role.ADAPTER, *map(part_principal, PARTS))
+TRUSTED = TrustedKeys.of({principal: [KEY] for principal in PRINCIPALS})
 
 
 def _signed(kind: EventType, data: dict[str, Any], function: str) -> tuple[dict[str, str], bytes]:
@@ -332,7 +335,7 @@ def part(s3: S3Server) -> Iterator[TestClient]:
     # A part reads its keys and its object store from the environment on its first request.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("KPIPE_SIGNING_KEY", KEY.entry())
-        env.setenv("KPIPE_TRUSTED_KEYS", ",".join(f"{r}={KEY.public_entry()}" for r in Role))
+        env.setenv("KPIPE_TRUSTED_KEYS", ",".join(KEY.trusted_entry(p) for p in PRINCIPALS))
         env.setenv("MINIO_ENDPOINT", s3.endpoint)
         yield part_client("resize")
 

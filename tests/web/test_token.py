@@ -144,7 +144,7 @@ def finished_run(
         completed = Event(
             EventType.STEP_COMPLETED,
             "/kpipe/functions/resize",
-            StepCompleted(StepOutput((output,), {}), 5.0).to_data(),
+            StepCompleted(StepOutput((output,), {}), 5.0, 1).to_data(),
             context=request.context,
         )
         headers, body = to_http(signed(completed))
