@@ -34,6 +34,7 @@ from eventing.contract import (
     step_event_id,
 )
 from eventing.errors import MalformedEvent
+from kpipe.core import budget
 from router import keys
 from router.conditions import BadCondition, parse_condition
 from router.errors import Conflict, RouterError, RunNotFound
@@ -130,7 +131,12 @@ def new_traceparent() -> str:
 class Router:
     """Decides, for each event, which events come next, and records run progress."""
 
-    def __init__(self, store: Store, copier: Copier | None = None, redrive_after_s: float = 30.0):
+    def __init__(
+        self,
+        store: Store,
+        copier: Copier | None = None,
+        redrive_after_s: float = budget.REDRIVE_AFTER_S,
+    ):
         self._store = store
         self._copier = copier
         self._redrive_after_s = redrive_after_s

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from kpipe.core import budget
 from kpipe.core.settings import HomeSettings
 
 # Which endpoints one router process serves (KPIPE_ROUTER_SERVES): `all` of
@@ -32,14 +33,18 @@ class RouterSettings(HomeSettings):
     api_token: str | None = Field(None, validation_alias="KPIPE_API_TOKEN", repr=False)
     serves: Serves = Field("all", validation_alias="KPIPE_ROUTER_SERVES")
     health_urls: str = Field("", validation_alias="KPIPE_HEALTH_URLS")
-    # A step request with no answer after this long is sent again. Longer than
-    # the broker's own redeliveries of it (a part answers 503 for up to
-    # KPIPE_RETRY_FOR_S, 180 s, and the part triggers retry for about 200 s),
-    # so a re-drive only recovers an event that was really lost.
-    redrive_after_s: float = Field(240.0, validation_alias="KPIPE_REDRIVE_AFTER_S", gt=0)
-    sweep_interval_s: float = Field(15.0, validation_alias="KPIPE_SWEEP_INTERVAL_S", gt=0)
-    # A run with no progress for this long is failed instead of left running forever.
-    run_deadline_s: float = Field(1800.0, validation_alias="KPIPE_RUN_DEADLINE_S", gt=0)
+    # A step request with no answer after this long is sent again, after every
+    # redelivery the broker may still make; a run with no progress (no step
+    # changing status) for run_deadline_s fails. See kpipe/core/budget.py.
+    redrive_after_s: float = Field(
+        budget.REDRIVE_AFTER_S, validation_alias="KPIPE_REDRIVE_AFTER_S", gt=0
+    )
+    sweep_interval_s: float = Field(
+        budget.SWEEP_INTERVAL_S, validation_alias="KPIPE_SWEEP_INTERVAL_S", gt=0
+    )
+    run_deadline_s: float = Field(
+        budget.RUN_DEADLINE_S, validation_alias="KPIPE_RUN_DEADLINE_S", gt=0
+    )
     # Uploads whose notification was lost are found by listing each trigger
     # this often (0 turns it off), once they are `grace` old and until they
     # are `lookback` old (see router/reconciler.py).

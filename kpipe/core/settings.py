@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kpipe.core import budget
+
 
 class HomeSettings(BaseSettings):
     """``KPIPE_HOME``: where the processes of one machine keep their state (default ``.kpipe``)."""
@@ -64,8 +66,8 @@ class DeliverySettings(BaseSettings):
     # A retryable failure (Triton or the object store down) is answered 503,
     # so the broker redelivers, while the request is younger than this (from
     # its CloudEvents ``time``); after that the step fails. The parts' triggers
-    # (retry 10, exponential from PT0.2S) retry for at least 200 s.
-    retry_for_s: float = Field(180.0, validation_alias="KPIPE_RETRY_FOR_S", ge=0)
+    # retry for longer (kpipe/core/budget.py).
+    retry_for_s: float = Field(budget.RETRY_FOR_S, validation_alias="KPIPE_RETRY_FOR_S", ge=0)
 
 
 class ImageSettings(BaseSettings):

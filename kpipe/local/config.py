@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field
 
 from functions.catalog import DEFAULT_MODULES
+from kpipe.core import budget
 from kpipe.core.settings import HomeSettings, connect_url
 
 # The Triton model repository, relative to the checkout: `make models` installs the
@@ -58,9 +59,9 @@ class StackConfig(HomeSettings):
     # triggers retry 5 times (about 12 s in all); the parts' 9 times (about
     # 200 s, Knative's default), so a part's 503 while Triton is down is
     # redelivered until KPIPE_RETRY_FOR_S has passed.
-    retry: int = 5
-    part_retry: int = 9
-    backoff_delay_s: float = 0.2
+    retry: int = budget.LOCAL_ROUTER.retry
+    part_retry: int = budget.LOCAL_PART.retry
+    backoff_delay_s: float = budget.LOCAL_PART.backoff_delay_s
 
     def url(self, port: int, path: str = "") -> str:
         """The URL of a server of the stack other than the router."""
