@@ -5,7 +5,9 @@ once per matching trigger before :meth:`Broker.ingest` returns, so the
 ingress answers 202 only for what survives a crash. Workers deliver each
 trigger's events (over HTTP, or as a call to a subscriber in this process);
 a failed attempt is rescheduled after the trigger's backoff without holding
-a worker, and the count of attempts is stored with it. A subscriber's reply
+a worker. Each attempt is counted, on disk, before it is dispatched: a
+poison event whose delivery kills the process still runs out of retries
+and reaches the dead-letter sink after restarts. A subscriber's reply
 event is stored in the same transaction that forgets the delivery it
 answered. On start the broker resumes every stored delivery.
 
@@ -282,6 +284,15 @@ class Broker:
         route = delivery.route
         policy = route.policy
         url = policy.dead_letter_sink if delivery.dead_letter else route.trigger.subscriber
+        if delivery.attempts > policy.retry:
+            # Every attempt was begun and the last never ended: it killed the
+            # process (a poison event). Give up as after any last failure.
+            crashed = Outcome(False, 500, error="every attempt ended the broker's process")
+            self._retry_or_give_up(delivery, crashed)
+            return
+        # Counted before it is dispatched: an attempt that kills the process counts.
+        delivery.attempts += 1
+        self._require_queue().begin(delivery.seq, delivery.attempts)
         outcome = await dispatcher.attempt(url or "", delivery.ce, policy.timeout_s)
         if outcome.ok and delivery.dead_letter:
             self.counters["dead_lettered"] += 1
@@ -316,7 +327,6 @@ class Broker:
 
     def _retry_or_give_up(self, delivery: _Delivery, outcome: Outcome) -> None:
         route, policy, queue = delivery.route, delivery.route.policy, self._require_queue()
-        delivery.attempts += 1
         if outcome.retryable and delivery.attempts <= policy.retry:
             self.counters["retries"] += 1
             delay = policy.delay(delivery.attempts)

@@ -91,6 +91,10 @@ class DeliveryQueue:
             self._db.execute("DELETE FROM deliveries WHERE seq = ?", (seq,))
             return self._insert(replies)
 
+    def begin(self, seq: int, attempts: int) -> None:
+        """Count an attempt before it is dispatched, so one that kills the process still counts."""
+        self._db.execute("UPDATE deliveries SET attempts = ? WHERE seq = ?", (attempts, seq))
+
     def failed(self, seq: int, attempts: int, due: float) -> None:
         """Record a failed attempt and when the next one is due."""
         self._db.execute(

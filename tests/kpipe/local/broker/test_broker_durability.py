@@ -211,3 +211,63 @@ def test_an_in_process_subscriber_is_called_and_its_reply_routed(tmp_path: Path)
     assert seen == ["io.kpipe.object.created", "done"]
     assert (counters["delivered"], counters["replies"]) == (2, 1)
     assert DeliveryQueue(tmp_path / "q.db").rows() == []
+
+
+# A broker whose in-process subscriber kills the whole process (a poison
+# event, as the router's process dies on it): argv is the queue file, the
+# dead-letter sink and whether to ingest the event first.
+_POISONED = """
+import asyncio, os, signal, sys
+from kpipe.local.broker import Broker, BrokerConfig, DeliverySpec, Trigger
+from kpipe.local.broker.queue import DeliveryQueue
+from eventing.contract import ObjectCreated
+from eventing.http import parse_cloudevent, to_http
+
+async def kill(ce):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+async def main(queue, dead, ingest):
+    spec = DeliverySpec(retry=2, backoff_policy="linear", backoff_delay_s=0.01,
+                        timeout_s=5, dead_letter_sink=dead)
+    created = {"type": "io.kpipe.object.created"}
+    config = BrokerConfig((Trigger("router", "local://router", created),), spec)
+    async with Broker(config, queue_path=queue, local={"local://router": kill}) as broker:
+        if ingest:
+            event = ObjectCreated("uploads", "poison.jpg", 1, "e").to_event("/kpipe/s3/uploads")
+            broker.ingest(parse_cloudevent(*to_http(event)))
+        while DeliveryQueue(queue).rows():
+            await asyncio.sleep(0.01)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] == "1"))
+"""
+
+
+def test_a_poison_event_that_kills_the_process_reaches_the_dead_letter_sink(
+    subscriber: Callable[..., Any], queue_file: Path
+) -> None:
+    dead = subscriber((202, b"", {}))
+    kills = 0
+    for start in range(8):
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _POISONED,
+                str(queue_file),
+                dead.url,
+                "1" if start == 0 else "0",
+            ],
+            timeout=60,
+            capture_output=True,
+            check=False,
+        )
+        if process.returncode != -signal.SIGKILL:
+            assert process.returncode == 0, process.stderr.decode()
+            break
+        kills += 1
+    # The first attempt and its 2 retries each killed the process; the next
+    # start counted them and sent the event to the dead-letter sink instead.
+    assert kills == 3
+    assert dead.count == 1
+    assert dead.received[0].headers["ce-subject"] == "uploads/poison.jpg"
+    assert DeliveryQueue(queue_file).rows() == []
