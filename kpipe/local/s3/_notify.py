@@ -8,6 +8,11 @@ with backoff until ``max_age_s``; the queue outlives the process, so a
 notification pending when the stack dies is posted after the restart.
 A crash between a post and its delete posts it again: receivers must (and
 kpipe's router does) treat a repeat as a duplicate.
+
+A 4xx answer other than 408 and 429 is permanent (the adapter will never
+take that notification): it moves to the ``dead`` table with the answer and
+a WARNING, and the notifications behind it go on at once. Everything else
+(408, 429, 5xx, no answer) is retried.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +45,27 @@ CREATE TABLE IF NOT EXISTS notifications (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_url ON notifications (url, seq);
+CREATE TABLE IF NOT EXISTS dead (
+    seq INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created REAL NOT NULL,
+    status INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    died REAL NOT NULL
+);
 """
+
+# Answers that say the same notification will never be taken.
+_RETRIED_4XX = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A permanent answer: its status and the start of its body."""
+
+    status: int
+    answer: str
 
 
 class NotificationQueue:
@@ -82,6 +108,30 @@ class NotificationQueue:
         with self._lock:
             self._db.execute("DELETE FROM notifications WHERE seq = ?", (seq,))
 
+    def bury(self, seq: int, refused: _Refused) -> None:
+        """Move a notification the webhook refused for good to ``dead``, in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO dead (seq, url, body, created, status, answer, died) "
+                    "SELECT seq, url, body, created, ?, ?, ? FROM notifications WHERE seq = ?",
+                    (refused.status, refused.answer, time.time(), seq),
+                )
+                self._db.execute("DELETE FROM notifications WHERE seq = ?", (seq,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def dead(self, url: str) -> list[tuple[int, int, str]]:
+        """The notifications ``url`` refused for good: ``(seq, status, answer)``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, status, answer FROM dead WHERE url = ? ORDER BY seq", (url,)
+            ).fetchall()
+        return [(int(s), int(st), str(a)) for s, st, a in rows]
+
     def depth(self, url: str) -> int:
         with self._lock:
             (count,) = self._db.execute(
@@ -109,6 +159,7 @@ class _WebhookPoster(threading.Thread):
         self.url = url
         self.delivered = 0
         self.dropped = 0
+        self.refused = 0
         self._queue = queue
         self._headers = headers
         self._timeout_s = timeout_s
@@ -131,6 +182,18 @@ class _WebhookPoster(threading.Thread):
                     log.exception("webhook %s: delivery of %d failed", self.url, seq)
                     self._stopping.wait(1.0)
                     continue
+                if isinstance(delivered, _Refused):
+                    self.refused += 1
+                    log.warning(
+                        "webhook %s: notification %d refused for good (HTTP %d: %s); "
+                        "kept in the dead table, the next ones go on",
+                        self.url,
+                        seq,
+                        delivered.status,
+                        delivered.answer[:200],
+                    )
+                    self._queue.bury(seq, delivered)
+                    continue
                 if delivered:
                     self.delivered += 1
                 elif self._stopping.is_set():
@@ -145,18 +208,21 @@ class _WebhookPoster(threading.Thread):
                     )
                 self._queue.remove(seq)
 
-    def _post(self, client: httpx.Client, body: bytes) -> bool:
+    def _post(self, client: httpx.Client, body: bytes) -> bool | _Refused:
         try:
             response = client.post(self.url, content=body, headers=self._headers)
         except httpx.TransportError as exc:
             log.info("webhook %s unreachable: %s", self.url, exc)
             return False
+        status = response.status_code
+        if 400 <= status < 500 and status not in _RETRIED_4XX:
+            return _Refused(status, response.text[:500])
         if not response.is_success:
-            log.info("webhook %s answered %d", self.url, response.status_code)
+            log.info("webhook %s answered %d", self.url, status)
         return response.is_success
 
-    def _deliver(self, client: httpx.Client, body: bytes, created: float) -> bool:
-        """Post until accepted; False when ``max_age_s`` (from ``created``) or a stop ends it."""
+    def _deliver(self, client: httpx.Client, body: bytes, created: float) -> bool | _Refused:
+        """Post until accepted or refused for good; False when ``max_age_s`` or a stop ends it."""
         remaining = max(0.0, self._max_age_s - (time.time() - created))
         policy = retrying(
             f"webhook {self.url}",
@@ -167,7 +233,8 @@ class _WebhookPoster(threading.Thread):
             sleep=self._stopping.wait,  # a stop cuts a wait short
             logger=log,
         )
-        return bool(policy(self._post, client, body))
+        result: bool | _Refused = policy(self._post, client, body)
+        return result
 
     def stop(self, timeout_s: float) -> None:
         self._stopping.set()
@@ -235,12 +302,13 @@ class WebhookNotifier(Running):
             target.wake.set()
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Delivered, dropped and queued counts per webhook URL."""
+        """Delivered, dropped (too old), refused (a permanent 4xx) and queued counts per URL."""
         queue = self._queue
         return {
             t.url: {
                 "delivered": t.delivered,
                 "dropped": t.dropped,
+                "refused": t.refused,
                 "queued": queue.depth(t.url) if queue is not None else 0,
             }
             for t in self._targets

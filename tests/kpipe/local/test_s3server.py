@@ -18,6 +18,7 @@ from minio.error import InvalidResponseError, S3Error
 
 from eventing.contract import ObjectCreated
 from eventing.notifications import parse_notification
+from kpipe.local.s3._notify import NotificationQueue
 from kpipe.local.s3.server import S3Server
 
 pytestmark = pytest.mark.slow
@@ -130,6 +131,35 @@ def test_a_webhook_that_is_down_gets_the_notification_later(
         wait_for(lambda: hook.count == 3)
         wait_for(lambda: server.notifier.stats()[hook.url]["delivered"] == 1)
     assert [o.key for o in parse_notification(hook.received[2].body)] == ["k"]
+
+
+def test_a_notification_refused_for_good_does_not_hold_up_the_next_ones(
+    tmp_path: Path,
+    subscriber: Callable[..., Any],
+    bucket: str,
+    wait_for: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The adapter refuses the first notification (400: it will never take it),
+    # is busy for the second (429: retried), then takes it.
+    refusal = b'{"error": {"code": "malformed_notification", "message": "no"}}'
+    hook = subscriber((400, refusal, {}), (429, b"", {}), (200, b"", {}))
+    with S3Server(0, buckets=[bucket], webhooks=[hook.url], data_dir=tmp_path) as server:
+        client = _boto(server)
+        client.put_object(Bucket=bucket, Key="poison", Body=b"1")
+        wait_for(lambda: server.notifier.stats()[hook.url]["refused"] == 1)
+        client.put_object(Bucket=bucket, Key="next", Body=b"2")
+        wait_for(lambda: server.notifier.stats()[hook.url]["delivered"] == 1, timeout_s=5)
+        assert server.notifier.stats()[hook.url]["queued"] == 0
+    keys = [o.key for r in hook.received for o in parse_notification(r.body)]
+    assert keys == ["poison", "next", "next"]  # the 400 once, the 429 retried
+    queue = NotificationQueue(tmp_path / "notifications.db")
+    try:
+        [(_, status, answer)] = queue.dead(hook.url)
+    finally:
+        queue.close()
+    assert (status, answer) == (400, refusal.decode())
+    assert "refused for good (HTTP 400" in caplog.text
 
 
 def test_objects_and_pending_notifications_survive_a_restart(
