@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.delivery import HttpReply, handle_http, health_reply
+from functions.errors import PartBusy
 from functions.runtime import ProcessRuntime
 from kpipe.core.http_body import BodyTooLarge, read_body
 from kpipe.core.http_status import error_json, status_for
@@ -27,6 +29,32 @@ MAX_EVENT_BYTES = 1 << 20
 _MISCONFIGURED = "the part's configuration is invalid; its log says why"
 
 Target = Callable[[Request], Awaitable[Response]]
+
+
+class Admission:
+    """At most ``limit`` steps at once, each on a worker thread of its own; beyond, 429.
+
+    A delivery is never queued inside the part: a queued one would outlive
+    the broker's timeout and be delivered again while the first copy runs,
+    so the work would be done twice. The broker retries a 429 with backoff.
+    One event loop calls :meth:`run`, so the count needs no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self._pool = ThreadPoolExecutor(limit, thread_name_prefix="kpipe-step")
+
+    async def run(self, step: Callable[[], HttpReply]) -> HttpReply:
+        if self.running >= self.limit:
+            busy = PartBusy(f"the part runs {self.limit} steps at once; retry later")
+            reply = _json(status_for(busy), busy.code, busy.message)
+            return HttpReply(reply.status, {**reply.headers, "retry-after": "1"}, reply.body)
+        self.running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, step)
+        finally:
+            self.running -= 1
 
 
 def target(function_name: str, runtime: ProcessRuntime) -> Target:
@@ -71,8 +99,9 @@ async def answer(request: Request, function_name: str, runtime: ProcessRuntime) 
         # details go to the log only: the caller is not authenticated yet.
         logger.exception("%s: cannot build the step runtime", function_name)
         return _response(_json(500, "misconfigured", _MISCONFIGURED))
-    reply = await asyncio.to_thread(
-        handle_http, dict(request.headers), body, function_name, step_runtime
+    headers = dict(request.headers)
+    reply = await runtime.admission().run(
+        lambda: handle_http(headers, body, function_name, step_runtime)
     )
     return _response(reply)
 

@@ -36,6 +36,12 @@ class OutOfScope(KpipeError, PermissionError):
     code = "out_of_scope"
 
 
+class PartBusy(KpipeError):
+    """Every step slot of the part is taken; answered 429, and the broker retries later."""
+
+    code = "part_busy"
+
+
 class BadParams(StepError, ValueError):
     """The step's params do not fit the part's schema."""
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from eventing.contract import BucketScope
 from eventing.objectstore import MinioStore, ObjectStore
 from eventing.oidc import OIDCSettings, OIDCVerifier
 from eventing.signing import Role, SigningKey, SigningSettings, TrustedKeys
 from functions.catalog import Catalog, default_catalog
+
+if TYPE_CHECKING:
+    from functions._asgi import Admission
 from functions.inference import InferenceClient
 from functions.metrics import PartMetrics
 from kpipe.core.settings import (
@@ -114,6 +118,15 @@ class ProcessRuntime:
         self._runtime: StepRuntime | None = None
         self._store: MinioStore | None = None
         self._inference: PerThreadInference | None = None
+        self._admission: Admission | None = None
+
+    def admission(self) -> Admission:
+        """The part's step slots (``KPIPE_PART_CONCURRENCY``), made on first use."""
+        if self._admission is None:
+            from functions._asgi import Admission
+
+            self._admission = Admission(DeliverySettings().concurrency)
+        return self._admission
 
     def get(self) -> StepRuntime:
         """The runtime, built on the first call.

@@ -59,6 +59,9 @@ CLUSTER_PART = Retries(retry=10, backoff_delay_s=0.2)
 # The local broker, which counts n from 1 (kpipe/local/broker/delivery.py).
 LOCAL_PART = Retries(retry=9, backoff_delay_s=0.2)
 LOCAL_ROUTER = Retries(retry=5, backoff_delay_s=0.2)
+# Steps a part runs at once: it answers 429 beyond (containerConcurrency in the
+# cluster; the local broker's delivery concurrency per part trigger).
+PART_CONCURRENCY = 4
 # How long one delivery may take before the broker counts it failed.
 DELIVERY_TIMEOUT_S = 30.0
 # A step request with no answer after this long is sent again (KPIPE_REDRIVE_AFTER_S).

@@ -59,6 +59,8 @@ STATUS_BY_CODE: Mapping[str, int] = MappingProxyType(
         "run_not_found": 404,
         "conflict": 409,
         "body_too_large": 413,
+        # A part running as many steps as it may: the broker retries with backoff.
+        "part_busy": 429,
         "bad_condition": 422,
         "invalid_request": 422,
         "invalid_spec": 422,

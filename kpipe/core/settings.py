@@ -68,6 +68,11 @@ class DeliverySettings(BaseSettings):
     # its CloudEvents ``time``); after that the step fails. The parts' triggers
     # retry for longer (kpipe/core/budget.py).
     retry_for_s: float = Field(budget.RETRY_FOR_S, validation_alias="KPIPE_RETRY_FOR_S", ge=0)
+    # Steps run at once; a delivery beyond them is answered 429 (retried by the
+    # broker with backoff), never queued past the broker's timeout.
+    concurrency: int = Field(
+        budget.PART_CONCURRENCY, validation_alias="KPIPE_PART_CONCURRENCY", ge=1
+    )
 
 
 class ImageSettings(BaseSettings):

@@ -123,6 +123,7 @@ def _service(part: str, uses_inference: bool) -> Obj:
         "env": [
             {"name": "FUNCTION_TARGET", "value": part},
             {"name": "KPIPE_OIDC_AUDIENCE", "value": f"kpipe/{name}"},
+            {"name": "KPIPE_PART_CONCURRENCY", "value": str(budget.PART_CONCURRENCY)},
         ],
         "envFrom": [
             {"configMapRef": {"name": "kpipe-config"}},
@@ -157,7 +158,13 @@ def _service(part: str, uses_inference: bool) -> Obj:
                         "autoscaling.knative.dev/target": profile["target"],
                     },
                 },
-                "spec": {"timeoutSeconds": profile["timeout"], "containers": [container]},
+                "spec": {
+                    # A hard limit, as the part's own KPIPE_PART_CONCURRENCY: the
+                    # queue-proxy holds the rest, the part never queues a step.
+                    "containerConcurrency": budget.PART_CONCURRENCY,
+                    "timeoutSeconds": profile["timeout"],
+                    "containers": [container],
+                },
             }
         },
     }

@@ -62,6 +62,7 @@ class StackConfig(HomeSettings):
     retry: int = budget.LOCAL_ROUTER.retry
     part_retry: int = budget.LOCAL_PART.retry
     backoff_delay_s: float = budget.LOCAL_PART.backoff_delay_s
+    part_concurrency: int = budget.PART_CONCURRENCY
 
     def url(self, port: int, path: str = "") -> str:
         """The URL of a server of the stack other than the router."""

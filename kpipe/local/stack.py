@@ -37,6 +37,8 @@ def write_triggers(config: StackConfig, path: Path) -> None:
             subscriber=config.url(config.part_port(name), "/"),
             attributes={"type": EventType.STEP_REQUESTED.value, EXT_FUNCTION: name},
             delivery=DeliverySpec(retry=config.part_retry),
+            # As many in flight as the part runs at once (KPIPE_PART_CONCURRENCY).
+            concurrency=config.part_concurrency,
         )
         for name in PARTS
     ]
@@ -168,6 +170,7 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                     "FUNCTION_TARGET": name,
                     # Knative sets K_SERVICE to the service name; logs use it.
                     "K_SERVICE": name.replace("_", "-"),
+                    "KPIPE_PART_CONCURRENCY": str(config.part_concurrency),
                     "KPIPE_SIGNING_KEY": keys[part_principal(name)].entry(),
                     # Parts write outputs, which no one is notified of: straight to rclone.
                     "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_backend_port}",

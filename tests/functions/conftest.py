@@ -15,6 +15,7 @@ from functions.runtime import StepRuntime
 from kpipe.core.settings import ImageSettings
 from kpipe.local.config import PARTS
 from tests.conftest import OUTPUT_BUCKET
+from tests.eventing.conftest import serve, subscriber  # noqa: F401
 
 # The run every request of these tests belongs to; outputs go under its prefix.
 PIPELINE, RUN = "p", "r1"

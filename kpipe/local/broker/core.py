@@ -146,7 +146,7 @@ class Broker:
         for route in self._routes.values():
             route.workers = [
                 asyncio.create_task(self._work(route, dispatcher), name=f"{route.trigger.name}-{i}")
-                for i in range(self._concurrency)
+                for i in range(route.trigger.concurrency or self._concurrency)
             ]
 
     def _resume(self) -> None:

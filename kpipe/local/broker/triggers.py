@@ -147,6 +147,9 @@ class Trigger:
         attributes: the legacy ``filter.attributes`` (exact match; "" matches any).
         filters: the new ``filters`` expressions; when set they replace ``attributes``.
         delivery: per-trigger delivery overrides.
+        concurrency: deliveries in flight to this subscriber at once (the
+            broker's default when None); a kpipe extension, set to a part's
+            ``containerConcurrency`` so no delivery queues inside the part.
     """
 
     name: str
@@ -154,6 +157,7 @@ class Trigger:
     attributes: Mapping[str, str] = field(default_factory=dict)
     filters: tuple[Mapping[str, Any], ...] = ()
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
+    concurrency: int | None = None
 
     def matches(self, attributes: Mapping[str, str]) -> bool:
         """True if an event with these context attributes passes the filter."""
@@ -174,6 +178,8 @@ class Trigger:
         delivery = self.delivery.to_dict()
         if delivery:
             out["delivery"] = delivery
+        if self.concurrency is not None:
+            out["concurrency"] = self.concurrency
         return out
 
     @classmethod
@@ -199,12 +205,18 @@ class Trigger:
             raise InvalidBrokerConfig("filters must be a list", name)
         for expression in filters:
             check_filter(expression, name)
+        concurrency = data.get("concurrency")
+        if concurrency is not None and (
+            not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+        ):
+            raise InvalidBrokerConfig("concurrency must be a positive integer", name)
         return cls(
             name=name,
             subscriber=subscriber["uri"],
             attributes={str(k): v for k, v in attributes.items()},
             filters=tuple(filters),
             delivery=DeliverySpec.from_dict(data.get("delivery"), f"{name}.delivery"),
+            concurrency=concurrency,
         )
 
 
