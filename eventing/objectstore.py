@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
@@ -196,9 +196,19 @@ class MinioStore:
 
         Raises StoreUnavailable or StoreRefused.
         """
+        return self.put_stream(ref, io.BytesIO(data), len(data), content_type)
+
+    def put_stream(self, ref: ObjectRef, stream: BinaryIO, length: int, content_type: str) -> str:
+        """Write ``length`` bytes read from ``stream``; the etag.
+
+        The client reads the stream a part at a time (a multipart upload in
+        parts of 5 MiB or more past the first part), so memory stays bounded.
+
+        Raises StoreUnavailable or StoreRefused.
+        """
         with self._errors(ref):
             result = self._client.put_object(
-                ref.bucket, ref.key, io.BytesIO(data), len(data), content_type=content_type
+                ref.bucket, ref.key, stream, length, content_type=content_type
             )
         return str(result.etag or "").strip('"')
 

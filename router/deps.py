@@ -9,9 +9,11 @@ beyond it) once :func:`require_token` has passed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -114,15 +116,20 @@ UPLOAD_DOC: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Upload:
-    """The file of an upload form."""
+    """The file of an upload form: spooled by the form parser (to disk past 1 MiB)."""
 
     filename: str
     content_type: str
-    data: bytes
+    file: BinaryIO
+    size: int
 
 
-async def read_upload(request: Request, limit: int) -> Upload:
+@asynccontextmanager
+async def read_upload(request: Request, limit: int) -> AsyncIterator[Upload]:
     """The ``file`` field of a multipart/form-data body of at most ``limit`` bytes.
+
+    The file is streamed to a spooled temporary file, never read whole into
+    memory; it is open while the context lasts.
 
     Raises:
         BodyTooLarge: the body is over ``limit`` (reading stops there).
@@ -141,6 +148,8 @@ async def read_upload(request: Request, limit: int) -> Upload:
         if not isinstance(file, UploadFile):
             raise BadQuery("file", "the form has no file in its `file` field")
         content_type = file.content_type or "application/octet-stream"
-        return Upload(file.filename or "", content_type, await file.read())
+        size = file.file.seek(0, io.SEEK_END)
+        file.file.seek(0)
+        yield Upload(file.filename or "", content_type, file.file, size)
     finally:
         await form.close()

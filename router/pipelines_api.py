@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from eventing.contract import ObjectRef
 from router.deps import UPLOAD_DOC, Body, Services, documented_body, json_body, read_upload
@@ -114,15 +115,18 @@ def get_backfill(backfill_id: str, services: Services) -> BackfillOut:
 async def upload(name: str, request: Request, services: Services) -> UploadOut:
     """Upload an image (multipart ``file``) into the trigger bucket; the run starts by itself."""
     spec = services.store.get_pipeline(name).spec
-    file = await read_upload(request, services.settings.max_upload_bytes)
-    filename = PurePosixPath(file.filename.replace("\\", "/")).name
-    if filename in ("", ".", ".."):
-        raise BadQuery("file", "the upload needs a file name")
-    key = spec.trigger.prefix + filename
-    if not key.endswith(spec.trigger.suffix):
-        raise BadQuery("file", f"{name} only takes names ending in {spec.trigger.suffix!r}")
-    ref = ObjectRef(spec.trigger.bucket, key)
-    etag = services.object_store().put(ref, file.data, file.content_type)
+    async with read_upload(request, services.settings.max_upload_bytes) as file:
+        filename = PurePosixPath(file.filename.replace("\\", "/")).name
+        if filename in ("", ".", ".."):
+            raise BadQuery("file", "the upload needs a file name")
+        key = spec.trigger.prefix + filename
+        if not key.endswith(spec.trigger.suffix):
+            raise BadQuery("file", f"{name} only takes names ending in {spec.trigger.suffix!r}")
+        ref = ObjectRef(spec.trigger.bucket, key)
+        # Streamed from the spooled file, off the event loop.
+        etag = await run_in_threadpool(
+            services.object_store().put_stream, ref, file.file, file.size, file.content_type
+        )
     return UploadOut(bucket=ref.bucket, key=ref.key, etag=etag)
 
 

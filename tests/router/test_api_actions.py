@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,22 @@ def test_upload_then_read_back(client: TestClient, prefix: str, astronaut_jpeg: 
     assert got.status_code == 200
     assert got.headers["content-type"] == "image/jpeg"
     assert got.content == astronaut_jpeg
+
+
+def test_a_large_upload_is_streamed_to_the_store_byte_for_byte(
+    client: TestClient, prefix: str
+) -> None:
+    # 12 MiB: past the first 5 MiB part, so the store gets a multipart upload
+    # read from the spooled form file a part at a time.
+    data = os.urandom(12 * 1024 * 1024)
+    client.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+    response = client.post(
+        "/v1/pipelines/privacy-blur/uploads", files={"file": ("big.jpg", data, "image/jpeg")}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["etag"].endswith("-3")  # three parts
+    got = client.get(f"/v1/objects/uploads/{prefix}big.jpg")
+    assert got.content == data
 
 
 def test_upload_refuses_names_the_trigger_would_ignore(client: TestClient, prefix: str) -> None:
