@@ -115,7 +115,12 @@ def test_a_key_with_dot_segments_is_refused_and_not_notified(
     with pytest.raises(ClientError) as refused:
         _boto(s3).put_object(Bucket=bucket, Key="../dot/./segments", Body=b"x")
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    assert s3.notifier.stats()[webhook.url] == {"delivered": 0, "dropped": 0, "queued": 0}
+    assert s3.notifier.stats()[webhook.url] == {
+        "delivered": 0,
+        "dropped": 0,
+        "refused": 0,
+        "queued": 0,
+    }
 
 
 def test_a_webhook_that_is_down_gets_the_notification_later(
