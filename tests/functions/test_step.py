@@ -202,15 +202,17 @@ def _jpeg(pixels: npt.NDArray[np.uint8]) -> bytes:
 # -- the source version a run was started for (issue 17) ----------------------
 
 
-def test_a_step_reads_the_source_version_its_run_was_started_for(
-    runtime: StepRuntime,
-    raw_s3: Minio,
-    upload: Upload,
-    make_request: MakeRequest,
-    astronaut_jpeg: bytes,
-) -> None:
+@pytest.fixture
+def pinned(upload: Upload, raw_s3: Minio, astronaut_jpeg: bytes) -> tuple[ObjectRef, str]:
+    """An upload and its etag: the version a run is started for."""
     source = upload("in/astronaut.jpg", astronaut_jpeg)
-    etag = str(raw_s3.stat_object(source.bucket, source.key).etag).strip('"')
+    return source, str(raw_s3.stat_object(source.bucket, source.key).etag).strip('"')
+
+
+def test_a_step_reads_the_source_version_its_run_was_started_for(
+    runtime: StepRuntime, make_request: MakeRequest, pinned: tuple[ObjectRef, str]
+) -> None:
+    source, etag = pinned
     request = replace(make_request(source, ("resize", {"width": 16})), source_etag=etag)
     assert run_request(request, runtime, CONTEXT).result.outputs  # the pinned version reads
 
@@ -220,11 +222,10 @@ def test_an_overwritten_source_fails_its_old_run_and_writes_nothing(
     raw_s3: Minio,
     upload: Upload,
     make_request: MakeRequest,
-    astronaut_jpeg: bytes,
+    pinned: tuple[ObjectRef, str],
     cat: npt.NDArray[np.uint8],
 ) -> None:
-    source = upload("in/astronaut.jpg", astronaut_jpeg)
-    etag = str(raw_s3.stat_object(source.bucket, source.key).etag).strip('"')
+    source, etag = pinned
     upload("in/astronaut.jpg", _jpeg(cat))  # a newer upload while the old run waits
     request = replace(make_request(source, ("resize", {"width": 16})), source_etag=etag)
     with pytest.raises(SourceChanged) as raised:
@@ -261,11 +262,10 @@ def test_a_final_write_never_replaces_the_output_of_a_newer_upload(
     raw_s3: Minio,
     upload: Upload,
     make_request: MakeRequest,
-    astronaut_jpeg: bytes,
+    pinned: tuple[ObjectRef, str],
     cat: npt.NDArray[np.uint8],
 ) -> None:
-    source = upload("in/astronaut.jpg", astronaut_jpeg)
-    etag = str(raw_s3.stat_object(source.bucket, source.key).etag).strip('"')
+    source, etag = pinned
     racing = replace(
         runtime, store=_OverwrittenAfterRead(runtime.store, lambda: upload(source.key, _jpeg(cat)))
     )
