@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from eventing.errors import MalformedEvent
+from kpipe.core.settings import BucketSettings
 
 JSON = dict[str, Any]
 
@@ -274,6 +275,12 @@ class BucketScope:
 
     sources: frozenset[str] = frozenset({"uploads"})
     outputs: frozenset[str] = frozenset({"processed"})
+
+    @classmethod
+    def from_settings(cls, buckets: BucketSettings | None = None) -> BucketScope:
+        """``KPIPE_SOURCE_BUCKETS`` and ``KPIPE_OUTPUT_BUCKETS`` (ValueError if they overlap)."""
+        buckets = buckets or BucketSettings()
+        return cls(buckets.source_buckets(), buckets.output_buckets())
 
     def __post_init__(self) -> None:
         both = self.sources & self.outputs

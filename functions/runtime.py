@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 from functions.inference import InferenceClient
 from functions.metrics import PartMetrics
 from kpipe.core.settings import (
-    BucketSettings,
     DeliverySettings,
     ImageSettings,
     InferenceSettings,
@@ -161,7 +160,7 @@ class ProcessRuntime:
                     trusted=trusted,
                     signer=signer,
                     oidc=OIDCVerifier.from_settings(OIDCSettings()),
-                    scope=_scope(BucketSettings()),
+                    scope=BucketScope.from_settings(),
                 )
             return self._runtime
 
@@ -174,12 +173,3 @@ class ProcessRuntime:
                 self._inference.close()
             self._runtime = self._store = self._inference = None
         self.telemetry.close()
-
-
-def _scope(buckets: BucketSettings) -> BucketScope:
-    """The scope ``KPIPE_SOURCE_BUCKETS`` and ``KPIPE_OUTPUT_BUCKETS`` give.
-
-    Raises:
-        ValueError: a bucket is in both.
-    """
-    return BucketScope(buckets.source_buckets(), buckets.output_buckets())

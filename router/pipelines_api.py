@@ -38,7 +38,7 @@ def validate(body: Body, services: Services) -> ValidationOut:
         data = load_document(body)
     except SpecInvalid as exc:
         return ValidationOut.of(exc.problems)
-    _, problems = find_problems(data, services.catalog, services.registered_specs())
+    _, problems = find_problems(data, services.catalog, services.registered_specs(), services.scope)
     return ValidationOut.of(problems)
 
 
@@ -51,7 +51,7 @@ def put_pipeline(name: str, body: Body, services: Services) -> PipelineOut:
         if data["name"] != name:
             problem = Problem("name", f"spec name {data['name']!r} differs from URL {name!r}")
             raise SpecInvalid([problem])
-    spec = validate_spec(data, services.catalog, services.registered_specs())
+    spec = validate_spec(data, services.catalog, services.registered_specs(), services.scope)
     version = services.store.put_pipeline(spec)
     return PipelineOut.of(services.store.get_pipeline(name, version))
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eventing.contract import Event
+from eventing.contract import BucketScope, Event
 from eventing.errors import DeliveryFailed
 from eventing.objectstore import MinioStore, split_endpoint
 from eventing.oidc import OIDCSettings, OIDCVerifier
@@ -62,6 +62,8 @@ class RouterServices:
     trusted: TrustedKeys = field(default_factory=lambda: TrustedKeys({}))
     signer: SigningKey | None = None
     oidc: OIDCVerifier | None = None
+    # The buckets the parts read uploads from and write into: specs are held to them.
+    scope: BucketScope = field(default_factory=BucketScope.from_settings)
     router: Router = field(init=False)
     sweeper: Sweeper = field(init=False)
     backfills: Backfills = field(init=False)

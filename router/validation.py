@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from eventing.contract import BucketScope
 from functions.part import Part
 from router.conditions import BadCondition, compile_condition
 from router.errors import Problem, SpecInvalid
@@ -205,13 +206,38 @@ def _cycle_problems(spec: PipelineSpec, registered: Iterable[PipelineSpec]) -> l
     ]
 
 
+def _bucket_problems(spec: PipelineSpec, scope: BucketScope | None) -> list[Problem]:
+    # The parts read sources only from the trigger buckets and write only into
+    # the output buckets (KPIPE_SOURCE_BUCKETS, KPIPE_OUTPUT_BUCKETS): a spec
+    # outside them would fail its first step `out_of_scope`; say so now.
+    if scope is None:
+        return []
+    problems = []
+    if spec.trigger.bucket not in scope.sources:
+        names = ", ".join(sorted(scope.sources))
+        problems.append(
+            Problem(
+                "trigger.bucket", f"parts read uploads only from {names} (KPIPE_SOURCE_BUCKETS)"
+            )
+        )
+    if spec.output.bucket not in scope.outputs:
+        names = ", ".join(sorted(scope.outputs))
+        writes = f"parts write only into {names} (KPIPE_OUTPUT_BUCKETS)"
+        problems.append(Problem("output.bucket", writes))
+    return problems
+
+
 def find_problems(
-    data: Any, catalog: PartCatalog, registered: Iterable[PipelineSpec] = ()
+    data: Any,
+    catalog: PartCatalog,
+    registered: Iterable[PipelineSpec] = (),
+    scope: BucketScope | None = None,
 ) -> tuple[PipelineSpec | None, list[Problem]]:
     """The typed spec (if it type-checks) and every problem found in it.
 
     ``registered`` are the other pipelines it would run beside, for loops
-    through their buckets.
+    through their buckets; ``scope`` the buckets the parts may read and
+    write (unchecked when None).
     """
     try:
         spec = spec_from_data(data)
@@ -220,15 +246,19 @@ def find_problems(
     problems = _dag_problems(spec, catalog)
     if not problems:
         problems = _condition_problems(spec) + _fuse_problems(spec)
-    loops = _loop_problems(spec) or _cycle_problems(spec, registered)
-    return spec, problems + loops
+    buckets = _bucket_problems(spec, scope)
+    loops = [] if buckets else _loop_problems(spec) or _cycle_problems(spec, registered)
+    return spec, problems + buckets + loops
 
 
 def validate_spec(
-    data: Any, catalog: PartCatalog, registered: Iterable[PipelineSpec] = ()
+    data: Any,
+    catalog: PartCatalog,
+    registered: Iterable[PipelineSpec] = (),
+    scope: BucketScope | None = None,
 ) -> PipelineSpec:
     """The typed, valid spec; SpecInvalid listing every problem otherwise."""
-    spec, problems = find_problems(data, catalog, registered)
+    spec, problems = find_problems(data, catalog, registered, scope)
     if problems or spec is None:
         raise SpecInvalid(problems)
     return spec

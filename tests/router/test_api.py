@@ -103,27 +103,27 @@ def test_validate_lists_every_problem_and_saves_nothing(
     assert client.get("/v1/pipelines").json() == []
 
 
-def test_a_pipeline_that_would_loop_through_another_is_refused(
+def test_a_pipeline_outside_the_parts_buckets_is_refused(
     client: TestClient, spec_data: dict[str, Any]
 ) -> None:
-    # privacy-blur writes processed/privacy-blur/...; "back" reads it and writes to uploads
+    # Parts read uploads only from KPIPE_SOURCE_BUCKETS and write only into
+    # KPIPE_OUTPUT_BUCKETS (uploads, processed): "back" would read processed
+    # and write into uploads, where its outputs would start runs again.
     back = {
         **spec_data,
         "name": "back",
         "trigger": {"bucket": "processed", "prefix": "privacy-blur/"},
         "output": {"bucket": "uploads"},
     }
-    assert client.put("/v1/pipelines/privacy-blur", json=spec_data).status_code == 200
-
     checked = client.post("/v1/pipelines/validate", json=back).json()
     response = client.put("/v1/pipelines/back", json=back)
 
     assert checked["valid"] is False
-    assert [p["field"] for p in checked["problems"]] == ["output.bucket"]
+    assert [p["field"] for p in checked["problems"]] == ["trigger.bucket", "output.bucket"]
     assert response.status_code == 422
     error = response.json()["error"]
-    assert (error["code"], error["field"]) == ("invalid_spec", "output.bucket")
-    assert "back -> privacy-blur -> back" in error["message"]
+    assert (error["code"], error["field"]) == ("invalid_spec", "trigger.bucket")
+    assert "KPIPE_SOURCE_BUCKETS" in error["message"]
     assert client.get("/v1/pipelines/back").status_code == 404
 
 
