@@ -69,9 +69,10 @@ INVALID: dict[str, tuple[Any, str]] = {
         "steps[0].when[0]",
     ),
     "fuse-without-parent": (_change(lambda s: s["steps"][0].update(fuse=True)), "steps[0].fuse"),
-    "output-loops-into-trigger": (
+    # processed is the parts' output bucket: a trigger there would see the outputs.
+    "trigger-on-the-output-bucket": (
         _change(lambda s: s.update(trigger={"bucket": "processed"})),
-        "output.bucket",
+        "trigger.bucket",
     ),
     "too-many-steps": (
         _change(lambda s: s.update(steps=[{"id": f"s{i}", "function": "blur"} for i in range(65)])),
