@@ -131,6 +131,10 @@ export class Builder {
       this.showProblems();
       return;
     }
+    // The save answers for this very draft: a validation still waiting or in
+    // flight would only overwrite "saved as version N" with an older answer.
+    this.scheduleValidate.cancel();
+    this.validation?.abort();
     const button = this.root.querySelector('[data-testid="save"]');
     button.disabled = true;
     try {

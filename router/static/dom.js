@@ -49,10 +49,13 @@ export function mount(el, ...children) {
 /** Call `fn` once `ms` have passed without another call. */
 export function debounce(fn, ms) {
   let timer = null;
-  return (...args) => {
+  const debounced = (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
+  /** Drop the call that is waiting, if any. */
+  debounced.cancel = () => clearTimeout(timer);
+  return debounced;
 }
 
 /** "850 ms", "3.2 s", "2 min 5 s"; an em dash when unknown. */
