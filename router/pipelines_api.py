@@ -114,7 +114,10 @@ def get_backfill(backfill_id: str, services: Services) -> BackfillOut:
 @router.post("/pipelines/{name}/uploads", status_code=201, openapi_extra=UPLOAD_DOC)
 async def upload(name: str, request: Request, services: Services) -> UploadOut:
     """Upload an image (multipart ``file``) into the trigger bucket; the run starts by itself."""
-    spec = services.store.get_pipeline(name).spec
+    # Every blocking call (the database, the store) runs off the event loop,
+    # which also carries the broker's ingress and deliveries.
+    stored = await run_in_threadpool(services.store.get_pipeline, name)
+    spec = stored.spec
     async with read_upload(request, services.settings.max_upload_bytes) as file:
         filename = PurePosixPath(file.filename.replace("\\", "/")).name
         if filename in ("", ".", ".."):
@@ -123,7 +126,7 @@ async def upload(name: str, request: Request, services: Services) -> UploadOut:
         if not key.endswith(spec.trigger.suffix):
             raise BadQuery("file", f"{name} only takes names ending in {spec.trigger.suffix!r}")
         ref = ObjectRef(spec.trigger.bucket, key)
-        # Streamed from the spooled file, off the event loop.
+        # Streamed from the spooled file a part at a time, never read whole.
         etag = await run_in_threadpool(
             services.object_store().put_stream, ref, file.file, file.size, file.content_type
         )

@@ -410,6 +410,14 @@ def test_a_body_declared_too_large_is_not_read(
     assert driven == (413, 0)
 
 
+def test_an_upload_to_an_unknown_pipeline_is_refused_before_its_body_is_read(
+    limited: TestClient,
+) -> None:
+    headers = {"content-type": MULTIPART, "authorization": "Bearer s3cret"}
+    driven = drive(limited.app, "POST", "/v1/pipelines/nope/uploads", _endless(MULTIPART), headers)
+    assert driven == (404, 0)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "content_type", "limit"),
     [route for route in BODY_ROUTES if route[1] not in ("/events", "/dead-letters")],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from fastapi.testclient import TestClient
@@ -97,6 +99,79 @@ def test_a_large_upload_is_streamed_to_the_store_byte_for_byte(
     assert response.json()["etag"].endswith("-3")  # three parts
     got = client.get(f"/v1/objects/uploads/{prefix}big.jpg")
     assert got.content == data
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [(MIB - 1024, 201), (MIB, 413)],
+    ids=["under-the-limit", "over-the-limit"],
+)
+def test_the_upload_limit_counts_the_body_and_nothing_over_it_is_stored(
+    tmp_path: Path, catalog: Catalog, s3: S3Server, prefix: str, size: int, status: int
+) -> None:
+    # KPIPE_MAX_UPLOAD_BYTES bounds the whole form: a file of the limit's
+    # size, with the form's headers around it, is over it.
+    data = os.urandom(size)
+    with (
+        MinioStore(ObjectStoreSettings(MINIO_ENDPOINT=s3.endpoint)) as store,
+        make_client(tmp_path, catalog, objects=store, KPIPE_MAX_UPLOAD_BYTES=MIB) as c,
+    ):
+        c.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+        response = c.post(
+            "/v1/pipelines/privacy-blur/uploads", files={"file": ("a.jpg", data, "image/jpeg")}
+        )
+        stored = [o.key for o in store.list("uploads", prefix)]
+    assert response.status_code == status, response.text
+    if status == 413:
+        assert response.json()["error"]["code"] == "body_too_large"
+        assert stored == []
+    else:
+        assert stored == [f"{prefix}a.jpg"]
+
+
+class _HeldStore(MinioStore):
+    """The real store, whose streamed puts wait until the test lets them go on."""
+
+    def __init__(self, settings: ObjectStoreSettings) -> None:
+        super().__init__(settings)
+        self.putting = threading.Event()
+        self.go_on = threading.Event()
+
+    def put_stream(self, ref: ObjectRef, stream: BinaryIO, length: int, content_type: str) -> str:
+        self.putting.set()
+        self.go_on.wait(10)
+        return super().put_stream(ref, stream, length, content_type)
+
+
+def test_an_upload_being_stored_does_not_hold_up_other_requests(
+    tmp_path: Path, catalog: Catalog, s3: S3Server, prefix: str
+) -> None:
+    # The store's put blocks; were it run on the event loop, nothing else
+    # (the broker's ingress, deliveries, a health check) would be answered.
+    data = os.urandom(2 * MIB)
+    store = _HeldStore(ObjectStoreSettings(MINIO_ENDPOINT=s3.endpoint))
+    with (
+        store,
+        make_client(tmp_path, catalog, objects=store) as c,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        c.put("/v1/pipelines/privacy-blur", json=spec(prefix))
+        uploading = pool.submit(
+            c.post,
+            "/v1/pipelines/privacy-blur/uploads",
+            files={"file": ("held.jpg", data, "image/jpeg")},
+        )
+        assert store.putting.wait(10)
+        health = pool.submit(c.get, "/healthz")
+        answered, _ = wait([health], timeout=5)
+        store.go_on.set()
+        assert health in answered, "a health check waited for an upload's put"
+        assert health.result().status_code == 200
+        assert uploading.result(timeout=10).status_code == 201
+        assert c.get(f"/v1/objects/uploads/{prefix}held.jpg").content == data
 
 
 def test_upload_refuses_names_the_trigger_would_ignore(client: TestClient, prefix: str) -> None:

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS dead (
 );
 """
 
-# Answers that say the same notification will never be taken.
+# The 4xx answers that mean "not now" (timeout, too many requests): retried like a 5xx.
+# Every other 4xx says the webhook will never take that notification.
 _RETRIED_4XX = frozenset({408, 429})
 
 
