@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from eventing.contract import Event, ObjectCreated
+from eventing.contract import ObjectCreated
 from router import keys
 from router.backfill_store import Backfill, BackfillStatus, BackfillStore
 from router.engine import Router
@@ -38,14 +38,14 @@ class Backfills:
         self,
         store: Store,
         router: Router,
-        send: Callable[[Event], None],
+        flush: Callable[[], object],
         poll_s: float = 0.2,
         lease_s: float = LEASE_S,
     ) -> None:
         self._store = store
         self._backfills = BackfillStore(store)
         self._router = router
-        self._send = send
+        self._flush = flush
         self._poll_s = poll_s
         self._lease_s = lease_s
         # Who holds a lease: this replica, for as long as the process lives.
@@ -142,8 +142,8 @@ class Backfills:
                 self._backfills.finish(backfill_id, self._owner, BackfillStatus.DONE)
                 return
             for seq, obj in self._backfills.pending(backfill_id, max(free, 0)):
-                for event in self._router.start_run(spec, backfill.version, obj):
-                    self._send(event)
+                if self._router.start_run(spec, backfill.version, obj):
+                    self._flush()  # the router put its events in the outbox: post them now
                 run_id = keys.run_id(spec.name, backfill.version, obj.bucket, obj.key, obj.etag)
                 self._backfills.mark_started(backfill_id, seq, run_id)
             self._stop.wait(self._poll_s)

@@ -5,7 +5,7 @@ Every handler is idempotent: a redelivered or duplicated event changes
 nothing and, at most, re-sends requests that look lost.
 
 Example:
-    >>> from router.store import Store
+    >>> from router.store import Emission, Store
     >>> router = Router(Store("sqlite://"))
     >>> router.handle(some_object_created_event)  # doctest: +SKIP
     [Event(type=<EventType.STEP_REQUESTED ...>), ...]
@@ -40,7 +40,7 @@ from router.conditions import BadCondition, parse_condition
 from router.errors import Conflict, RouterError, RunNotFound
 from router.spec import PipelineSpec, StepSpec
 from router.state import RunState, RunStatus, StepState, StepStatus
-from router.store import Store
+from router.store import Emission, Store
 
 log = logging.getLogger(__name__)
 
@@ -146,30 +146,56 @@ class Router:
         # Versions are immutable, so caching them is always safe.
         return self._store.get_pipeline(name, version).spec
 
-    def handle(self, event: Event) -> list[Event]:
-        """The events to emit in answer to ``event`` (possibly none)."""
+    def handle(self, event: Event, reply: bool = False) -> list[Event]:
+        """The events ``event`` leads to (possibly none), committed in the outbox.
+
+        With ``reply``, the first of them is the answer to ``event``, which
+        the caller returns to the broker; the relay posts the others. A
+        redelivery of an event already answered (the broker did not store the
+        answer, say because this process died) gets the same answer again.
+        """
+        reply_to = event.id if reply else None
+        if reply_to is not None:
+            answered = self._store.reply_of(reply_to)
+            if answered is not None:
+                log.info("answered %s again: it was redelivered", event.id)
+                return [answered]
         if event.type is EventType.OBJECT_CREATED:
-            return self.on_object_created(ObjectCreated.from_data(event.data))
+            return self.on_object_created(ObjectCreated.from_data(event.data), reply_to)
         if event.context is None or not event.context.step:
             raise MalformedEvent(f"{event.type} needs the kpiperun and kpipestep extensions")
         if event.type is EventType.STEP_COMPLETED:
-            return self.on_step_completed(event.context, StepCompleted.from_data(event.data))
+            done = StepCompleted.from_data(event.data)
+            return self.on_step_completed(event.context, done, reply_to=reply_to)
         if event.type is EventType.STEP_FAILED:
-            return self.on_step_failed(event.context, StepFailed.from_data(event.data))
+            failure = StepFailed.from_data(event.data)
+            return self.on_step_failed(event.context, failure, reply_to=reply_to)
         raise MalformedEvent(f"the router does not consume {event.type}", field="type")
+
+    def _change(
+        self, run_id: str, change: Callable[[RunState], list[Event]], reply_to: str | None = None
+    ) -> list[Event]:
+        """Apply ``change`` to the locked run; what it emits commits with it."""
+        emission = Emission(reply_to)
+        with self._store.run_tx(run_id, emission) as run:
+            emission.events = change(run)
+        return emission.events
 
     # -- object.created ----------------------------------------------------
 
-    def on_object_created(self, obj: ObjectCreated) -> list[Event]:
+    def on_object_created(self, obj: ObjectCreated, reply_to: str | None = None) -> list[Event]:
         """Start one run per registered pipeline whose trigger matches the object."""
         events: list[Event] = []
         for stored in self._store.list_pipelines():
             spec = stored.spec
             if spec.trigger.matches(obj.bucket, obj.key):
-                events += self.start_run(spec, stored.version, obj)
+                # Only the first event of all is the answer; the relay posts the rest.
+                events += self.start_run(spec, stored.version, obj, None if events else reply_to)
         return events
 
-    def start_run(self, spec: PipelineSpec, version: int, obj: ObjectCreated) -> list[Event]:
+    def start_run(
+        self, spec: PipelineSpec, version: int, obj: ObjectCreated, reply_to: str | None = None
+    ) -> list[Event]:
         """Create the run (once per object version) and request its first steps."""
         now = self._store.clock()
         run_id = keys.run_id(spec.name, version, obj.bucket, obj.key, obj.etag)
@@ -186,20 +212,22 @@ class Router:
             steps={s.id: StepState(s.id, s.function) for s in spec.steps},
         )
         events = self._advance(spec, run, now)
-        if self._store.create_run(run):
+        if self._store.create_run(run, Emission(reply_to, events)):
             log.info("run %s started: %s on %s", run_id, spec.name, obj.ref)
             return events
         # A duplicate notification: the run exists. Re-send only requests that look lost.
-        with self._store.run_tx(run_id) as existing:
-            return self._redrive(spec, existing, now)
+        return self._change(run_id, lambda existing: self._redrive(spec, existing, now), reply_to)
 
     # -- step.completed / step.failed --------------------------------------
 
-    def on_step_completed(self, ctx: PipelineContext, done: StepCompleted) -> list[Event]:
+    def on_step_completed(
+        self, ctx: PipelineContext, done: StepCompleted, reply_to: str | None = None
+    ) -> list[Event]:
         """Record a finished step and request every step that can now run."""
         spec = self._spec(ctx.pipeline, ctx.version)
         now = self._store.clock()
-        with self._store.run_tx(ctx.run) as run:
+
+        def change(run: RunState) -> list[Event]:
             step = _step_of(run, ctx)
             if not _check_sender(step, ctx, done.attempt):
                 return []
@@ -220,6 +248,8 @@ class Router:
                 return []  # a branch that finished after another failed the run
             run.status = RunStatus.RUNNING
             return self._advance(spec, run, now)
+
+        return self._change(ctx.run, change, reply_to)
 
     @staticmethod
     def _record_success(
@@ -260,7 +290,11 @@ class Router:
         return None
 
     def on_step_failed(
-        self, ctx: PipelineContext, failure: StepFailed, broker_said: str | None = None
+        self,
+        ctx: PipelineContext,
+        failure: StepFailed,
+        broker_said: str | None = None,
+        reply_to: str | None = None,
     ) -> list[Event]:
         """Record a failed step (its whole fused group) and fail its run.
 
@@ -271,13 +305,16 @@ class Router:
         """
         spec = self._spec(ctx.pipeline, ctx.version)
         now = self._store.clock()
-        with self._store.run_tx(ctx.run) as run:
+
+        def change(run: RunState) -> list[Event]:
             step = _step_of(run, ctx)
             if not _check_sender(step, ctx, failure.attempt):
                 return []
             if step.status is not StepStatus.REQUESTED:
                 return []
             return self._record_failure(spec, run, ctx, failure, now, broker_said)
+
+        return self._change(ctx.run, change, reply_to)
 
     def _record_failure(
         self,
@@ -305,11 +342,14 @@ class Router:
     def fail_run(self, run_id: str, error: Mapping[str, object]) -> list[Event]:
         """Fail a run from outside a step (a dead letter, a deadline); no-op if it ended."""
         now = self._store.clock()
+
+        def change(run: RunState) -> list[Event]:
+            if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+                return []
+            return [self._fail(run, error, now)]
+
         try:
-            with self._store.run_tx(run_id) as run:
-                if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-                    return []
-                return [self._fail(run, error, now)]
+            return self._change(run_id, change)
         except RunNotFound:
             return []
 
@@ -323,7 +363,8 @@ class Router:
         run = self._store.get_run(run_id)
         spec = self._spec(run.pipeline, run.version)
         now = self._store.clock()
-        with self._store.run_tx(run_id) as locked:
+
+        def change(locked: RunState) -> list[Event]:
             if locked.status is not RunStatus.FAILED:
                 raise Conflict(f"run {run_id} is {locked.status.value}; only failed runs retry")
             for step in locked.steps.values():
@@ -336,6 +377,8 @@ class Router:
             locked.finished_at = None
             # attempts grow, so the retried requests get new event ids
             return self._advance(spec, locked, now)
+
+        return self._change(run_id, change)
 
     # -- the state machine -------------------------------------------------
 
@@ -470,8 +513,7 @@ class Router:
         """Re-send a run's lost requests, if any (used by the stuck-run sweeper)."""
         run = self._store.get_run(run_id)
         spec = self._spec(run.pipeline, run.version)
-        with self._store.run_tx(run_id) as locked:
-            return self._redrive(spec, locked, self._store.clock())
+        return self._change(run_id, lambda locked: self._redrive(spec, locked, self._store.clock()))
 
     def _run_event(self, run: RunState, kind: EventType, error: StepFailed | None = None) -> Event:
         ctx = PipelineContext(run.pipeline, run.version, run.id, traceparent=run.traceparent)

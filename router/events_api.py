@@ -11,11 +11,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from eventing.contract import Event, EventType, StepFailed, StepRequest
-from eventing.errors import DeliveryFailed, MalformedEvent
+from eventing.errors import MalformedEvent
 from eventing.http import from_cloudevent, from_http, parse_cloudevent, to_http
 from kpipe.core.logs import log_context
 from router.deps import Body, Services
-from router.responses import error_answer
 from router.services import RouterServices
 
 log = logging.getLogger(__name__)
@@ -28,13 +27,7 @@ async def events(request: Request, body: Body, services: Services) -> Response:
     await _check_broker_token(request, services)
     event = from_http(dict(request.headers), body)
     # Routing does blocking database work: keep it off the event loop.
-    try:
-        reply = await run_in_threadpool(route_event, services, event)
-    except DeliveryFailed as exc:
-        # The run's state is committed; a request the broker did not take is
-        # sent again by the re-drive once it is KPIPE_REDRIVE_AFTER_S old
-        # (the redelivery of this event finds its step already recorded).
-        return error_answer(exc)
+    reply = await run_in_threadpool(route_event, services, event)
     if reply is None:
         return Response(status_code=202)
     headers, payload = to_http(reply)
@@ -44,12 +37,13 @@ async def events(request: Request, body: Body, services: Services) -> Response:
 def route_event(services: RouterServices, event: Event) -> Event | None:
     """Handle one event for the router: the event to answer with, if any.
 
-    When one event leads to several, the first is the answer and the others
-    go to the broker (``K_SINK``) before this returns.
+    What it leads to is committed in the outbox with the run's change. The
+    first event is the answer; when there are others, the relay posts them
+    to the broker (``K_SINK``) before this returns, and again later for any
+    the broker did not take.
 
     Raises:
         Unauthenticated: the event is not signed by the role that may send it.
-        DeliveryFailed: the broker did not take one of the others.
         MalformedEvent, RouterError: the event is not one the router can act on.
     """
     services.trusted.verify(event)
@@ -62,14 +56,13 @@ def route_event(services: RouterServices, event: Event) -> Event | None:
             f"route {event.type.value}", ctx.traceparent if ctx else None, attributes
         ),
     ):
-        emitted = services.router.handle(event)
+        emitted = services.router.handle(event, reply=True)
     if not emitted:
         return None
-    reply, *extra = emitted
-    for other in extra:
-        services.send(other)
-    services.metrics.observe_out([reply])
-    return services.sign(reply)
+    if len(emitted) > 1:
+        services.flush()
+    services.metrics.observe_out(emitted[:1])
+    return services.sign(emitted[0])
 
 
 @router.post("/dead-letters", tags=["events"], status_code=202)
@@ -113,11 +106,8 @@ def handle_dead_letter(services: RouterServices, ce: CloudEvent) -> None:
         )
         failure = StepFailed("undeliverable", message, attempt=request.attempt)
         emitted = services.router.on_step_failed(event.context, failure, _broker_said(ce))
-    for follow_up in emitted:
-        try:
-            services.send(follow_up)
-        except DeliveryFailed as exc:
-            log.warning("could not post %s to the broker: %s", follow_up.type, exc.message)
+    if emitted:
+        services.flush()  # committed in the outbox; the relay retries what the broker refuses
 
 
 def _broker_said(ce: CloudEvent) -> str | None:

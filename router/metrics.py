@@ -34,6 +34,15 @@ class _StoreCollector(Collector):
             "Step requests sent and not answered yet",
             value=self._store.count_requested_steps(),
         )
+        outbox = GaugeMetricFamily(
+            "kpipe_outbox_events",
+            "Events in the outbox: waiting for the relay, refused by the broker for good, "
+            "kept as answers a redelivery gets again",
+            labels=["state"],
+        )
+        for state, count in self._store.count_outbox().items():
+            outbox.add_metric([state], count)
+        yield outbox
 
 
 class RouterMetrics:

@@ -43,7 +43,7 @@ class Reconciler:
         store: Store,
         router: Router,
         objects: MinioStore,
-        send: Callable[[Event], None],
+        flush: Callable[[], object],
         interval_s: float,
         grace_s: float,
         lookback_s: float,
@@ -52,7 +52,7 @@ class Reconciler:
         self._store = store
         self._router = router
         self._objects = objects
-        self._send = send
+        self._flush = flush
         self._interval_s = interval_s
         self._grace_s = grace_s
         self._lookback_s = lookback_s
@@ -76,8 +76,8 @@ class Reconciler:
                 emitted += self._reconcile(stored, now)
             except ObjectStoreError as exc:  # one unreadable bucket must not stop the others
                 log.warning("cannot reconcile %s: %s", stored.name, exc)
-        for event in emitted:
-            self._send(event)
+        if emitted:
+            self._flush()  # the router put them in the outbox: post them now
         return emitted
 
     def _reconcile(self, stored: StoredPipeline, now: float) -> list[Event]:

@@ -92,3 +92,20 @@ backfill_items = sa.Table(
     sa.Column("object", sa.JSON, nullable=False),
     sa.Column("run_id", sa.String(64), index=True),
 )
+
+# The transactional outbox (router/outbox.py): every event the router emits,
+# written in the transaction of the change that caused it. ``reply`` rows were
+# the answer to the event ``cause`` (the broker stores them); the relay posts
+# the others to the broker and deletes each once the broker took it.
+outbox = sa.Table(
+    "kpipe_outbox",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("cause", sa.String(255), index=True),
+    sa.Column("reply", sa.Boolean, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("refused", sa.Text),
+)

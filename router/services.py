@@ -19,6 +19,7 @@ from router.engine import Router
 from router.errors import PipelineNotFound, Unavailable
 from router.health import HealthChecker
 from router.metrics import RouterMetrics
+from router.outbox import Relay
 from router.reconciler import Reconciler
 from router.settings import RouterSettings
 from router.spec import PipelineSpec
@@ -68,19 +69,21 @@ class RouterServices:
     sweeper: Sweeper = field(init=False)
     backfills: Backfills = field(init=False)
     metrics: RouterMetrics = field(init=False)
+    relay: Relay = field(init=False)
 
     def __post_init__(self) -> None:
         self.metrics = RouterMetrics(self.telemetry.registry, self.store)
         copier = self.objects.copy if self.objects is not None else None
         self.router = Router(self.store, copier, self.settings.redrive_after_s)
-        self.backfills = Backfills(self.store, self.router, self.send)
+        self.relay = Relay(self.store, self.send)
+        self.backfills = Backfills(self.store, self.router, self.flush)
         reconciler = None
         if self.objects is not None:
             reconciler = Reconciler(
                 self.store,
                 self.router,
                 self.objects,
-                self.send,
+                self.flush,
                 interval_s=self.settings.reconcile_interval_s,
                 grace_s=self.settings.reconcile_grace_s,
                 lookback_s=self.settings.reconcile_lookback_s,
@@ -89,7 +92,7 @@ class RouterServices:
         self.sweeper = Sweeper(
             self.store,
             self.router,
-            self.send,
+            self.flush,
             interval_s=self.settings.sweep_interval_s,
             redrive_after_s=self.settings.redrive_after_s,
             deadline_s=self.settings.run_deadline_s,
@@ -98,10 +101,12 @@ class RouterServices:
         )
 
     def start(self) -> None:
+        self.relay.start()
         self.sweeper.start()
 
     def close(self) -> None:
         self.sweeper.stop()
+        self.relay.stop()
         self.backfills.stop()
         self.health.close()
         if self.sink is not None:
@@ -115,8 +120,12 @@ class RouterServices:
         """``event`` signed with the router's key (as it is when no key is configured)."""
         return self.signer.sign(event) if self.signer is not None else event
 
+    def flush(self) -> None:
+        """Post what the outbox holds now, in this thread (the relay retries what fails)."""
+        self.relay.drain()
+
     def send(self, event: Event) -> None:
-        """Sign an event and post it to the broker (``K_SINK``).
+        """Sign an event and post it to the broker (``K_SINK``); the relay's only way out.
 
         Raises:
             DeliveryFailed: no broker is configured, or it refused the event.

@@ -21,15 +21,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from eventing.contract import Event
+from eventing.http import from_http, to_http
 from router import migrations
 from router.errors import PipelineNotFound, RunNotFound
-from router.schema import pipelines, runs, steps, versions
+from router.schema import outbox, pipelines, runs, steps, versions
 from router.spec import PipelineSpec
 from router.state import RunState, RunStatus, StepState
 
@@ -71,6 +73,37 @@ def _tune_sqlite(connection: Any, _record: object) -> None:
     cursor.close()
 
 
+@dataclass
+class Emission:
+    """The events one change of a run emits, committed in the change's transaction.
+
+    ``reply_to`` is the id of the event the change answers: the first of the
+    events is that answer (the caller returns it to the broker, which stores
+    it), and is kept so that a redelivery of ``reply_to`` gets it again. The
+    others are for the relay (router/outbox.py) to post.
+    """
+
+    reply_to: str | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event of the outbox that the relay is to post."""
+
+    seq: int
+    event: Event
+
+
+@dataclass
+class Claim:
+    """Outbox rows taken by one relay: it notes which the broker took or refused."""
+
+    rows: list[Outgoing]
+    sent: list[int] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class StoredPipeline:
     """One version of a registered pipeline."""
@@ -105,6 +138,8 @@ class Store:
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         # The clock of a run's progress (``updated_at``); tests pass a simulated one.
         self.clock = clock
+        # Called after a commit that gave the relay events to post (router/outbox.py).
+        self.on_emit: Callable[[], None] | None = None
         is_sqlite = url.startswith("sqlite")
         self._engine = sa.create_engine(
             url,
@@ -297,17 +332,119 @@ class Store:
 
     # -- runs --------------------------------------------------------------
 
-    def create_run(self, run: RunState) -> bool:
-        """Insert a new run with its steps; False if a run with that id exists."""
+    def create_run(self, run: RunState, emission: Emission | None = None) -> bool:
+        """Insert a new run with its steps and what it emits; False if a run with that id exists."""
         try:
             with self._tx() as conn:
                 conn.execute(runs.insert().values(**run.to_row()))
                 conn.execute(
                     steps.insert(), [{"run_id": run.id, **s.to_row()} for s in run.steps.values()]
                 )
+                relayed = self._write_outbox(conn, run.id, emission)
         except IntegrityError:
             return False
+        self._emitted(relayed)
         return True
+
+    # -- the outbox --------------------------------------------------------
+
+    def _write_outbox(self, conn: sa.Connection, run_id: str, emission: Emission | None) -> bool:
+        """Add ``emission``'s events to the outbox; whether any is for the relay."""
+        if emission is None or not emission.events:
+            return False
+        now = self.clock()
+        rows = []
+        for index, event in enumerate(emission.events):
+            headers, body = to_http(event)
+            reply = emission.reply_to is not None and index == 0
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "cause": emission.reply_to,
+                    "reply": reply,
+                    "headers": headers,
+                    "body": body,
+                    "created_at": now,
+                }
+            )
+        conn.execute(outbox.insert(), rows)
+        return any(not row["reply"] for row in rows)
+
+    def _emitted(self, relayed: bool) -> None:
+        if relayed and self.on_emit is not None:
+            self.on_emit()
+
+    def reply_of(self, cause: str) -> Event | None:
+        """The answer a change gave to event ``cause``, while the outbox keeps it."""
+        query = (
+            sa.select(outbox.c.headers, outbox.c.body)
+            .where(outbox.c.cause == cause, outbox.c.reply.is_(True))
+            .order_by(outbox.c.seq.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else from_http(row.headers, row.body)
+
+    @contextmanager
+    def claim_outbox(self, limit: int) -> Iterator[Claim]:
+        """The oldest events the relay is to post, and the end of their posting.
+
+        On PostgreSQL the rows stay locked (``FOR UPDATE SKIP LOCKED``) until
+        the block ends, so two replicas' relays never post one row; on SQLite
+        one process owns the file and its relay is the only one. When the
+        block ends, the rows in ``claim.sent`` are deleted and those in
+        ``claim.refused`` are kept, marked with the broker's answer, and never
+        posted again.
+        """
+        query = (
+            sa.select(outbox.c.seq, outbox.c.headers, outbox.c.body)
+            .where(outbox.c.reply.is_(False), outbox.c.refused.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        if self._lock is None:  # PostgreSQL
+            with self._engine.begin() as conn:
+                found = conn.execute(query.with_for_update(skip_locked=True)).all()
+                claim = Claim([Outgoing(r.seq, from_http(r.headers, r.body)) for r in found])
+                yield claim
+                self._settle(conn, claim)
+            return
+        with self._tx() as conn:
+            found = conn.execute(query).all()
+        claim = Claim([Outgoing(r.seq, from_http(r.headers, r.body)) for r in found])
+        yield claim
+        if claim.sent or claim.refused:
+            with self._tx() as conn:
+                self._settle(conn, claim)
+
+    @staticmethod
+    def _settle(conn: sa.Connection, claim: Claim) -> None:
+        if claim.sent:
+            conn.execute(outbox.delete().where(outbox.c.seq.in_(claim.sent)))
+        for seq, why in claim.refused.items():
+            conn.execute(outbox.update().where(outbox.c.seq == seq).values(refused=why[:2000]))
+
+    def prune_replies(self, older_than: float) -> int:
+        """Forget the answers given before ``older_than``: their causes are not redelivered."""
+        with self._tx() as conn:
+            deleted = conn.execute(
+                outbox.delete().where(outbox.c.reply.is_(True), outbox.c.created_at < older_than)
+            )
+        return int(deleted.rowcount or 0)
+
+    def count_outbox(self) -> dict[str, int]:
+        """How many events wait for the relay, were refused, and are kept as answers."""
+        kind = sa.case(
+            (outbox.c.reply.is_(True), "replies"),
+            (outbox.c.refused.is_not(None), "refused"),
+            else_="waiting",
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(kind, sa.func.count()).group_by(kind)).all()
+        found = {"waiting": 0, "refused": 0, "replies": 0}
+        found.update({str(name): int(count) for name, count in rows})
+        return found
 
     def _load(self, conn: sa.Connection, run_id: str, lock: bool) -> RunState:
         params = {"run_id": run_id}
@@ -322,8 +459,11 @@ class Store:
             return self._load(conn, run_id, lock=False)
 
     @contextmanager
-    def run_tx(self, run_id: str) -> Iterator[RunState]:
+    def run_tx(self, run_id: str, emission: Emission | None = None) -> Iterator[RunState]:
         """Lock a run, yield it for changes, and write back what changed.
+
+        The events in ``emission`` when the block ends (it may add them in
+        the block) are committed with the change, in the outbox.
 
         ``updated_at`` is the run's last progress: it moves only when the run
         or one of its steps changes status, so a re-drive (which changes only
@@ -354,6 +494,8 @@ class Store:
                     changed.append({"_run_id": run.id, "_step_id": step_id, **step_row})
             if changed:
                 conn.execute(_UPDATE_STEP, changed)
+            relayed = self._write_outbox(conn, run_id, emission)
+        self._emitted(relayed)
 
     def list_runs(self, query: RunQuery) -> tuple[list[RunState], int]:
         """Runs matching ``query``, newest first, and how many match in all."""

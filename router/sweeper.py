@@ -31,7 +31,7 @@ class Sweeper:
         self,
         store: Store,
         router: Router,
-        send: Callable[[Event], None],
+        flush: Callable[[], object],
         interval_s: float,
         redrive_after_s: float,
         deadline_s: float,
@@ -40,7 +40,7 @@ class Sweeper:
     ) -> None:
         self._store = store
         self._router = router
-        self._send = send
+        self._flush = flush
         self._interval_s = interval_s
         self._redrive_after_s = redrive_after_s
         self._deadline_s = deadline_s
@@ -78,10 +78,15 @@ class Sweeper:
                 )
             else:
                 events = self._router.redrive(run_id)
-            for event in events:
-                self._send(event)
             emitted += events
+        self.prune(now)
+        if emitted:
+            self._flush()  # they are in the outbox: post them now
         return emitted
+
+    def prune(self, now: float) -> None:
+        """Forget answers old enough that the broker no longer redelivers their causes."""
+        self._store.prune_replies(older_than=now - self._redrive_after_s)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):

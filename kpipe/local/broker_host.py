@@ -105,6 +105,7 @@ async def hosted_broker(
         services.sink.close()  # an HTTP client to K_SINK: the broker is here now
     services.sink = InProcessClient(broker, asyncio.get_running_loop())
     await broker.start()
+    services.relay.wake()  # what the outbox held when the router stopped: post it now
     config = uvicorn.Config(
         create_ingress_app(broker),
         host=settings.host,

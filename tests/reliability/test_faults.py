@@ -94,8 +94,11 @@ def test_a_duplicate_step_completed_changes_nothing(
         assert second is not None
         assert second.context is not None
         assert second.context.step == "png"
-        # the broker delivers the same step.completed again (same source and id)
-        assert _post(client, completed) is None
+        # The broker delivers the same step.completed again (same source and id):
+        # it may not have stored the answer, so it gets the same one, and no new work.
+        again = _post(client, completed)
+        assert again is not None
+        assert (again.id, again.data) == (second.id, second.data)
         run = client.get(f"/v1/runs/{first.context.run if first.context else ''}").json()
     assert [(s["id"], s["status"], s["attempt"]) for s in run["steps"]] == [
         ("small", "succeeded", 1),
@@ -128,6 +131,31 @@ def test_a_restarted_router_resumes_the_run(
         run = second.get(f"/v1/runs/{request.context.run}").json()
     assert run["status"] == "succeeded"
     assert run["outputs"] == [{"bucket": "processed", "key": "two-steps/in/a.png"}]
+
+
+def test_a_router_that_died_before_the_broker_stored_its_answer_gives_it_again(
+    tmp_path: Path, catalog: Catalog, sink: Subscriber
+) -> None:
+    # The router commits the run's progress and its answer, and dies before the
+    # broker stores that answer: the broker still holds the part's event.
+    with TestClient(create_app(router_services(tmp_path, catalog, sink.url))) as first:
+        first.put("/v1/pipelines/two-steps", json=SPEC)
+        request = _post(first, OBJECT.to_event("/s3"))
+        assert request is not None
+        completed = _completed(request, "two-steps/_runs/x/small/a.jpg")
+        lost = _post(first, completed)
+    assert lost is not None
+    # A new router on the same database, with its re-drive minutes away, gets the
+    # redelivery: the run goes on at once, with the same request.
+    services = router_services(tmp_path, catalog, sink.url, KPIPE_REDRIVE_AFTER_S=600)
+    with TestClient(create_app(services)) as second:
+        again = _post(second, completed)
+        assert again is not None
+        assert (again.id, again.data) == (lost.id, lost.data)
+        finished = _post(second, _completed(again, "two-steps/in/a.png"))
+    assert finished is not None
+    assert finished.type is EventType.RUN_COMPLETED
+    assert sink.count == 0  # no re-drive, nothing out of band
 
 
 def test_a_run_stuck_past_its_deadline_is_failed(

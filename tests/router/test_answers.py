@@ -30,6 +30,7 @@ from eventing.http import from_http, to_http
 from eventing.signing import part_principal
 from functions.catalog import Catalog
 from router.engine import Router
+from router.outbox import Relay
 from router.settings import RouterSettings
 from router.state import RunStatus, StepStatus
 from router.store import Store
@@ -242,11 +243,11 @@ def test_a_stuck_run_fails_at_its_deadline_though_it_is_redriven(
     clock = _Clock(1_000_000.0)
     with Store(database_url, clock=clock) as store:
         router = Router(store, redrive_after_s=defaults.redrive_after_s)
-        sent: list[Event] = []
+        sent: list[Event] = []  # what the relay posted, in order
         sweeper = Sweeper(
             store,
             router,
-            sent.append,
+            Relay(store, sent.append).drain,
             interval_s=defaults.sweep_interval_s,
             redrive_after_s=defaults.redrive_after_s,
             deadline_s=defaults.run_deadline_s,

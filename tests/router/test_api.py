@@ -525,3 +525,6 @@ def test_metrics_count_events_runs_and_queue_depth(
     assert 'kpipe_events_out_total{type="io.kpipe.step.requested"} 1.0' in text
     assert 'kpipe_runs{status="pending"} 1.0' in text
     assert "kpipe_queue_depth 1.0" in text
+    # the request went back as the answer, kept for a redelivery; nothing waits
+    assert 'kpipe_outbox_events{state="replies"} 1.0' in text
+    assert 'kpipe_outbox_events{state="waiting"} 0.0' in text

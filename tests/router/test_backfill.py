@@ -18,6 +18,7 @@ from router.backfill import Backfills
 from router.backfill_store import Backfill, BackfillStatus, BackfillStore
 from router.engine import Router
 from router.errors import BackfillNotFound
+from router.outbox import Relay
 from router.store import Store
 from router.sweeper import Sweeper
 from tests.conftest import wait_until as wait_for
@@ -81,7 +82,9 @@ def replicas(database_url: str, catalog: Catalog) -> Iterator[Callable[..., Back
 
     def start(send: Callable[[Event], None], **options: Any) -> Backfills:
         store = Store(database_url)
-        backfills = Backfills(store, Router(store), send, poll_s=0.01, **options)
+        backfills = Backfills(
+            store, Router(store), Relay(store, send).drain, poll_s=0.01, **options
+        )
         started.append((store, backfills))
         return backfills
 
@@ -149,6 +152,7 @@ def test_a_dead_replicas_backfill_is_taken_over_where_it_stopped(
     stored = store.get_pipeline("thumbs")
     dead = Router(store)
     [first_request] = dead.start_run(stored.spec, stored.version, OBJECTS[0])
+    Relay(store, lambda _event: None).drain()  # it was sent before the replica died
     backfills = orphan(store, "orphan", OBJECTS, concurrency=2)
     assert first_request.context is not None
     backfills.mark_started("orphan", 0, first_request.context.run)
@@ -187,7 +191,7 @@ def test_the_sweeper_adopts_orphans(replicas: Callable[..., Backfills], store: S
     sweeper = Sweeper(
         store,
         Router(store),
-        sent,
+        Relay(store, sent).drain,
         interval_s=0.05,
         redrive_after_s=60,
         deadline_s=600,

@@ -69,7 +69,7 @@ def reconcile(store: Store, objects: MinioStore) -> Callable[..., list[Event]]:
             store,
             Router(store),
             objects,
-            lambda _event: None,
+            lambda: None,
             interval_s=60,
             grace_s=GRACE_S,
             lookback_s=lookback_s,
