@@ -119,6 +119,10 @@ class Part:
     output: str = "image"  # "image": makes a new picture; "detections": metadata only
     labels: tuple[str, ...] = ()
     uses_inference: bool = False
+    # Whether it reads what upstream steps produced (``StepContext.upstream``);
+    # the router sends upstream metadata only to the parts that read it, so a
+    # request does not grow with the steps before it.
+    reads_upstream: bool = False
 
     def parse_params(self, raw: Mapping[str, Any]) -> Params:
         """Validate raw params against this part's schema (BadParams if they break it)."""

@@ -136,10 +136,13 @@ class Router:
         store: Store,
         copier: Copier | None = None,
         redrive_after_s: float = budget.REDRIVE_AFTER_S,
+        reads_upstream: Callable[[str], bool] = lambda _function: True,
     ):
         self._store = store
         self._copier = copier
         self._redrive_after_s = redrive_after_s
+        # Whether a function reads its upstream steps' metadata (Part.reads_upstream).
+        self._reads_upstream = reads_upstream
         self._spec = lru_cache(maxsize=256)(self._load_spec)
 
     def _load_spec(self, name: str, version: int) -> PipelineSpec:
@@ -474,6 +477,8 @@ class Router:
         members = [spec.by_id[m] for m in spec.groups[step.id]]
         last = members[-1]
         final = last.id in spec.terminal_steps
+        if not any(self._reads_upstream(m.function) for m in members):
+            upstream = {}  # the conditions were the router's; the part reads none of it
         ctx = PipelineContext(
             run.pipeline, run.version, run.id, step.id, step.function, run.traceparent
         )

@@ -74,7 +74,9 @@ class RouterServices:
     def __post_init__(self) -> None:
         self.metrics = RouterMetrics(self.telemetry.registry, self.store)
         copier = self.objects.copy if self.objects is not None else None
-        self.router = Router(self.store, copier, self.settings.redrive_after_s)
+        self.router = Router(
+            self.store, copier, self.settings.redrive_after_s, self._reads_upstream
+        )
         self.relay = Relay(self.store, self.send)
         self.backfills = Backfills(self.store, self.router, self.flush)
         reconciler = None
@@ -119,6 +121,13 @@ class RouterServices:
     def sign(self, event: Event) -> Event:
         """``event`` signed with the router's key (as it is when no key is configured)."""
         return self.signer.sign(event) if self.signer is not None else event
+
+    def _reads_upstream(self, function: str) -> bool:
+        """Whether ``function``'s part reads its upstream metadata (True for one not known)."""
+        try:
+            return self.catalog.get(function).reads_upstream
+        except LookupError:
+            return True
 
     def flush(self) -> None:
         """Post what the outbox holds now, in this thread (the relay retries what fails)."""

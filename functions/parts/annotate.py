@@ -88,4 +88,5 @@ PART = Part(
     summary="Draw upstream detections (boxes and 'label score') on the image.",
     params=AnnotateParams,
     run=_run,
+    reads_upstream=True,
 )

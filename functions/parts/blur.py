@@ -189,4 +189,5 @@ PART = Part(
     summary="Obscure the boxes upstream detectors found, by label (smudge, blur or pixelate).",
     params=BlurParams,
     run=_run,
+    reads_upstream=True,
 )

@@ -95,4 +95,5 @@ PART = Part(
     output="detections",
     labels=("text",),
     uses_inference=True,
+    reads_upstream=True,
 )
