@@ -155,14 +155,10 @@ class Router:
         With ``reply``, the first of them is the answer to ``event``, which
         the caller returns to the broker; the relay posts the others. A
         redelivery of an event already answered (the broker did not store the
-        answer, say because this process died) gets the same answer again.
+        answer, say because this process died) gets the same answer again
+        (:meth:`_again`).
         """
         reply_to = event.id if reply else None
-        if reply_to is not None:
-            answered = self._store.reply_of(reply_to)
-            if answered is not None:
-                log.info("answered %s again: it was redelivered", event.id)
-                return [answered]
         if event.type is EventType.OBJECT_CREATED:
             return self.on_object_created(ObjectCreated.from_data(event.data), reply_to)
         if event.context is None or not event.context.step:
@@ -174,6 +170,18 @@ class Router:
             failure = StepFailed.from_data(event.data)
             return self.on_step_failed(event.context, failure, reply_to=reply_to)
         raise MalformedEvent(f"the router does not consume {event.type}", field="type")
+
+    def _again(self, reply_to: str | None) -> list[Event]:
+        """The answer already given to ``reply_to``, for its redelivery; [] if none is kept.
+
+        Looked up only once a handler found its event already acted on, so
+        the first delivery of an event pays nothing for it.
+        """
+        answered = self._store.reply_of(reply_to) if reply_to is not None else None
+        if answered is None:
+            return []
+        log.info("answered %s again: it was redelivered", reply_to)
+        return [answered]
 
     def _change(
         self, run_id: str, change: Callable[[RunState], list[Event]], reply_to: str | None = None
@@ -218,8 +226,12 @@ class Router:
         if self._store.create_run(run, Emission(reply_to, events)):
             log.info("run %s started: %s on %s", run_id, spec.name, obj.ref)
             return events
-        # A duplicate notification: the run exists. Re-send only requests that look lost.
-        return self._change(run_id, lambda existing: self._redrive(spec, existing, now), reply_to)
+        # A duplicate notification: the run exists. Its answer again, or requests that look lost.
+        return self._change(
+            run_id,
+            lambda existing: self._again(reply_to) or self._redrive(spec, existing, now),
+            reply_to,
+        )
 
     # -- step.completed / step.failed --------------------------------------
 
@@ -235,7 +247,7 @@ class Router:
             if not _check_sender(step, ctx, done.attempt):
                 return []
             if step.status.final:
-                return self._redrive(spec, run, now)
+                return self._again(reply_to) or self._redrive(spec, run, now)
             if step.status is not StepStatus.REQUESTED:
                 log.warning(
                     "ignored an answer for step %s of run %s: not requested", ctx.step, ctx.run
@@ -314,7 +326,7 @@ class Router:
             if not _check_sender(step, ctx, failure.attempt):
                 return []
             if step.status is not StepStatus.REQUESTED:
-                return []
+                return self._again(reply_to)
             return self._record_failure(spec, run, ctx, failure, now, broker_said)
 
         return self._change(ctx.run, change, reply_to)

@@ -61,6 +61,14 @@ _UPDATE_STEP = (
 )
 
 
+_REPLY_OF = (
+    sa.select(outbox.c.headers, outbox.c.body)
+    .where(outbox.c.cause == sa.bindparam("cause"), outbox.c.reply.is_(True))
+    .order_by(outbox.c.seq.desc())
+    .limit(1)
+)
+
+
 def _tune_sqlite(connection: Any, _record: object) -> None:
     """WAL and normal sync: a commit no longer waits for a full fsync of the file.
 
@@ -376,14 +384,8 @@ class Store:
 
     def reply_of(self, cause: str) -> Event | None:
         """The answer a change gave to event ``cause``, while the outbox keeps it."""
-        query = (
-            sa.select(outbox.c.headers, outbox.c.body)
-            .where(outbox.c.cause == cause, outbox.c.reply.is_(True))
-            .order_by(outbox.c.seq.desc())
-            .limit(1)
-        )
         with self._engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_REPLY_OF, {"cause": cause}).first()
         return None if row is None else from_http(row.headers, row.body)
 
     @contextmanager
