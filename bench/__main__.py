@@ -26,6 +26,7 @@ from bench.figures import (
     face_quality,
     hops,
     overhead,
+    requests,
     rss,
     triton_batching,
 )
@@ -54,7 +55,13 @@ SAMPLED: dict[str, Measure] = {
     "triton_batching_gain": _one(triton_batching.measure),
     "face_quality": _one(face_quality.measure),  # needs the stack's Triton
 }
-UNSAMPLED: dict[str, Measure] = {"cold_start_s": _one(cold_start.measure)}
+_REQUESTS: Measure = requests.measure
+UNSAMPLED: dict[str, Measure] = {
+    "cold_start_s": _one(cold_start.measure),
+    # In this process, no stack: request sizes, and the router's CPU per hop.
+    "request_bytes": _REQUESTS,
+    "router_cpu_ms": _REQUESTS,
+}
 NAMES = [*SAMPLED, *UNSAMPLED, "peak_rss_mb"]
 PHOTOS = {"overhead_ratio", "triton_batching_gain", "peak_rss_mb"}
 

@@ -171,15 +171,23 @@ class Router:
             return self.on_step_failed(event.context, failure, reply_to=reply_to)
         raise MalformedEvent(f"the router does not consume {event.type}", field="type")
 
-    def _again(self, reply_to: str | None) -> list[Event]:
-        """The answer already given to ``reply_to``, for its redelivery; [] if none is kept.
+    def _again(self, reply_to: str | None, run: RunState) -> list[Event]:
+        """The answer already given to ``reply_to``, for its redelivery; [] if it needs none.
 
         Looked up only once a handler found its event already acted on, so
-        the first delivery of an event pays nothing for it.
+        the first delivery of an event pays nothing for it. A step request
+        is given again only while its step still waits for that attempt's
+        answer: once the step moved on, the request evidently arrived, and
+        the event is a late duplicate (MinIO's at-least-once notifications).
         """
         answered = self._store.reply_of(reply_to) if reply_to is not None else None
         if answered is None:
             return []
+        if answered.type is EventType.STEP_REQUESTED and answered.context is not None:
+            step = run.steps.get(answered.context.step)
+            attempt = StepRequest.from_data(answered.data).attempt
+            if step is None or step.status is not StepStatus.REQUESTED or step.attempt != attempt:
+                return []
         log.info("answered %s again: it was redelivered", reply_to)
         return [answered]
 
@@ -229,7 +237,7 @@ class Router:
         # A duplicate notification: the run exists. Its answer again, or requests that look lost.
         return self._change(
             run_id,
-            lambda existing: self._again(reply_to) or self._redrive(spec, existing, now),
+            lambda existing: self._again(reply_to, existing) or self._redrive(spec, existing, now),
             reply_to,
         )
 
@@ -247,7 +255,7 @@ class Router:
             if not _check_sender(step, ctx, done.attempt):
                 return []
             if step.status.final:
-                return self._again(reply_to) or self._redrive(spec, run, now)
+                return self._again(reply_to, run) or self._redrive(spec, run, now)
             if step.status is not StepStatus.REQUESTED:
                 log.warning(
                     "ignored an answer for step %s of run %s: not requested", ctx.step, ctx.run
@@ -326,7 +334,7 @@ class Router:
             if not _check_sender(step, ctx, failure.attempt):
                 return []
             if step.status is not StepStatus.REQUESTED:
-                return self._again(reply_to)
+                return self._again(reply_to, run)
             return self._record_failure(spec, run, ctx, failure, now, broker_said)
 
         return self._change(ctx.run, change, reply_to)

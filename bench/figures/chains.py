@@ -21,6 +21,10 @@ Driven the same way, side by side in one run, in alternating rounds:
   submission to the last chain's end).
 
 ``ratio`` is kpipe / Celery. Without Redis the peer is not measured.
+
+The floor is the same ten steps called one after another in this process
+(the same minio client calls and the same Pillow work, no routing at all):
+``kpipe_routing`` is kpipe's per-step time above it, what routing costs.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import io
 import os
 import statistics
+import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -48,7 +53,7 @@ from bench.figures._celery import (
 from bench.figures._runs import Driven, chain, drive, finished, unique_keys
 from bench.figures.hops import CHAIN
 from bench.model import Figure, Goal, percentile
-from bench.peer import PeerSettings
+from bench.peer import PeerSettings, step
 from bench.timing import per_step_ms, steps_per_s
 
 STEPS = len(CHAIN)
@@ -189,12 +194,40 @@ class _Peer:
         side.steps_in_rates += STEPS * len(done)
 
 
+class _Floor:
+    """No routing: the chain's ten steps called in turn, in this process, on the same S3."""
+
+    def __init__(self, settings: PeerSettings, source_key: str, stamp: str) -> None:
+        from minio import Minio
+
+        self.settings = settings
+        self.source_key = source_key
+        self.stamp = stamp
+        self.client = Minio(
+            settings.s3_endpoint, settings.access_key, settings.secret_key, secure=False
+        )
+        self._count = 0
+
+    def alone(self, side: _Side, count: int) -> None:
+        for _ in range(count):
+            self._count += 1
+            key, start = self.source_key, time.time()
+            for i in range(STEPS):
+                out = f"bench-floor/{self.stamp}/c{self._count}/s{i}.png"
+                key = step(self.client, self.settings.bucket, key, out)
+            side.step_ms.append(per_step_ms(start, time.time(), STEPS))
+
+
 def _requested(run: dict[str, Any]) -> float:
     """When the router requested the run's first step."""
     value = timestamp(run["steps"][0]["requested_at"])
     if value is None:
         raise ValueError(f"run {run['id']}: its first step was never requested")
     return value
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -213,13 +246,15 @@ def measure(ctx: Context) -> list[Figure]:
         s3_endpoint=ctx.stack.s3_backend_endpoint,
     )
     problem = redis_problem(settings.redis_url)
+    source = f"bench-peer/{stamp}/source.png"
+    ctx.stack.backend_minio().put_object(
+        settings.bucket, source, io.BytesIO(ctx.tiny), len(ctx.tiny), "image/png"
+    )
+    floor, fl = _Floor(settings, source, stamp), _Side()
+    floor.alone(_Side(), 2)  # warm: the client's pool, Pillow's codecs
     with ExitStack() as stack:
         peer: _Peer | None = None
         if problem is None:
-            source = f"bench-peer/{stamp}/source.png"
-            ctx.stack.backend_minio().put_object(
-                settings.bucket, source, io.BytesIO(ctx.tiny), len(ctx.tiny), "image/png"
-            )
             worker = stack.enter_context(celery_worker(settings, ctx.work, os.cpu_count() or 1))
             wait_ready(worker, source, f"bench-peer/{stamp}/ready", STEPS)
             peer = _Peer(ctx, worker, source, stamp)
@@ -227,6 +262,7 @@ def measure(ctx: Context) -> list[Figure]:
         kpipe.warm_up()
         for _ in range(rounds):
             kpipe.alone(kp, alone)
+            floor.alone(fl, alone)
             if peer is not None:
                 peer.alone(pe, alone)
         runners: list[tuple[_Kpipe | _Peer, _Side]] = [(kpipe, kp)]
@@ -236,14 +272,21 @@ def measure(ctx: Context) -> list[Figure]:
         for i in range(1 if ctx.quick else 2):
             for runner, side in runners if i % 2 == 0 else runners[::-1]:
                 runner.throughput(side, open_chains)
-    return _figures(ctx, kp, pe, problem, rounds * alone, open_chains)
+    return _figures(ctx, kp, pe, fl, problem, rounds * alone, open_chains)
 
 
 def _figures(
-    ctx: Context, kp: _Side, pe: _Side, problem: str | None, alone: int, open_chains: int
+    ctx: Context,
+    kp: _Side,
+    pe: _Side,
+    fl: _Side,
+    problem: str | None,
+    alone: int,
+    open_chains: int,
 ) -> list[Figure]:
     cores = os.cpu_count()
-    step_ms = {"kpipe": kp.p50(), "celery": pe.p50()}
+    step_ms = {"kpipe": kp.p50(), "celery": pe.p50(), "floor": fl.p50()}
+    routing = _difference(step_ms["kpipe"], step_ms["floor"])
     rates = {"kpipe": kp.rate(), "celery": pe.rate()}
     peer_note = (
         f"Celery peer not measured: {problem}. A machine without Redis measures kpipe alone."
@@ -255,6 +298,7 @@ def _figures(
         "chains_per_side": alone,
         "kpipe_step_ms": _summary(kp.step_ms),
         "celery_step_ms": _summary(pe.step_ms),
+        "floor_step_ms": _summary(fl.step_ms),
         "kpipe_router_step_ms": _summary(kp.extra.get("router_step_ms", [])),
         "kpipe_entry_ms": _summary(kp.extra.get("entry_ms", [])),
         "kpipe_failed_runs": kp.failed,
@@ -289,7 +333,11 @@ def _figures(
     return [
         Figure(
             key="chain_step_ms",
-            value={**step_ms, "ratio": _ratio(step_ms["kpipe"], step_ms["celery"])},
+            value={
+                **step_ms,
+                "ratio": _ratio(step_ms["kpipe"], step_ms["celery"]),
+                "kpipe_routing": routing,
+            },
             goals=[Goal("chain_step_ms.kpipe", "<=", STEP_MS_GOAL, "ms")],
             method=method_common
             + f"One chain at a time, {alone} chains per side in alternating rounds: per chain "
@@ -300,7 +348,10 @@ def _figures(
             "upload, S3 notification, adapter and the router's run; Celery: sending the chain "
             f"to Redis). The issue's goal of {STEP_MS_GOAL:g} ms is "
             f"{STEP_MS_GOAL / ISSUE_PEER['step_ms']:.2f} of the Celery figure it quoted "
-            f"({ISSUE_PEER['step_ms']:g} ms).",
+            f"({ISSUE_PEER['step_ms']:g} ms). The floor: the same {STEPS} steps called in "
+            "turn in the bench's own process (the same minio client calls and Pillow work, "
+            "no routing), one chain at a time in the same rounds; kpipe_routing = kpipe - "
+            "floor, per step.",
             details=details_ms,
             obstacles=obstacles_ms,
         ),

@@ -88,6 +88,17 @@ def test_a_redelivered_event_gets_its_answer_again(store: Store, catalog: Catalo
     assert store.count_outbox()["waiting"] == 2
 
 
+def test_a_late_duplicate_is_not_answered_again(store: Store, catalog: Catalog) -> None:
+    register(store, catalog, FAN)
+    router = Router(store)
+    upload = UPLOAD.to_event("/kpipe/adapter")
+    [small] = router.handle(upload, reply=True)
+    router.handle(_completed(small), reply=True)
+    # The request arrived (its step answered): the same notification again, late,
+    # starts nothing, and asks the part for no work done already.
+    assert router.handle(upload, reply=True) == []
+
+
 def test_the_relay_posts_each_event_once_and_forgets_it(store: Store, catalog: Catalog) -> None:
     register(store, catalog, FAN)
     router = Router(store)
