@@ -7,6 +7,11 @@ not started twice). The backfill and its progress live in the router's
 database (:mod:`router.backfill_store`): any replica answers for it, and
 when the replica running it dies another one takes it over at the sweep
 after its lease runs out.
+
+A redrive is the same job over failed runs: each of its objects is the
+source of a failed run of one pipeline version, which it retries from its
+failed steps (as ``POST /v1/runs/{id}/retry`` does), at the same bounded
+concurrency, with the same progress and the same take-over.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from collections.abc import Callable, Iterable
 
 from eventing.contract import ObjectCreated
 from router import keys
-from router.backfill_store import Backfill, BackfillStatus, BackfillStore
+from router.backfill_store import Backfill, BackfillKind, BackfillStatus, BackfillStore
 from router.engine import Router
+from router.errors import Conflict, RunNotFound
 from router.spec import PipelineSpec
 from router.store import Store
 
@@ -84,6 +90,29 @@ class Backfills:
         self._work_on(backfill.id)
         return backfill
 
+    def redrive(
+        self, pipeline: str, version: int, sources: Iterable[ObjectCreated], concurrency: int
+    ) -> Backfill:
+        """Record a redrive of the failed runs of ``pipeline`` version ``version`` and start it.
+
+        ``sources`` are the runs' source objects (bucket, key, etag): with
+        the pipeline and version they name each run (router/keys.py).
+        """
+        redrive = self._backfills.create(
+            uuid.uuid4().hex[:16],
+            pipeline=pipeline,
+            version=version,
+            bucket="",
+            prefix="",
+            concurrency=concurrency,
+            objects=list(sources),
+            owner=self._owner,
+            lease_until=time.time() + self._lease_s,
+            kind=BackfillKind.REDRIVE,
+        )
+        self._work_on(redrive.id)
+        return redrive
+
     def adopt(self, now: float | None = None) -> list[str]:
         """Take over the backfills whose replica stopped renewing its lease."""
         now = time.time() if now is None else now
@@ -117,6 +146,14 @@ class Backfills:
             self._workers[backfill_id] = worker
         worker.start()
 
+    def _retry(self, run_id: str) -> bool:
+        """Retry a failed run; False if it is no longer failed (retried since, by hand)."""
+        try:
+            return bool(self._router.retry_run(run_id))
+        except (Conflict, RunNotFound) as exc:
+            log.info("redrive: %s", exc)
+            return False
+
     def _run(self, backfill_id: str) -> None:
         try:
             self._drive(backfill_id)
@@ -142,8 +179,12 @@ class Backfills:
                 self._backfills.finish(backfill_id, self._owner, BackfillStatus.DONE)
                 return
             for seq, obj in self._backfills.pending(backfill_id, max(free, 0)):
-                if self._router.start_run(spec, backfill.version, obj):
-                    self._flush()  # the router put its events in the outbox: post them now
                 run_id = keys.run_id(spec.name, backfill.version, obj.bucket, obj.key, obj.etag)
+                if backfill.kind is BackfillKind.REDRIVE:
+                    emitted = self._retry(run_id)
+                else:
+                    emitted = bool(self._router.start_run(spec, backfill.version, obj))
+                if emitted:
+                    self._flush()  # the router put its events in the outbox: post them now
                 self._backfills.mark_started(backfill_id, seq, run_id)
             self._stop.wait(self._poll_s)

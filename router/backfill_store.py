@@ -37,6 +37,13 @@ class BackfillStatus(StrEnum):
     FAILED = "failed"
 
 
+class BackfillKind(StrEnum):
+    """What a backfill does with each object: start its run, or retry its failed run."""
+
+    START = "start"
+    REDRIVE = "redrive"
+
+
 @dataclass(frozen=True)
 class Backfill:
     """A backfill and its progress, as any replica reads it."""
@@ -54,6 +61,7 @@ class Backfill:
     started: int
     succeeded: int
     failed: int
+    kind: BackfillKind = BackfillKind.START
 
     @property
     def unfinished(self) -> int:
@@ -79,6 +87,7 @@ class BackfillStore:
         objects: Sequence[ObjectCreated],
         owner: str,
         lease_until: float,
+        kind: BackfillKind = BackfillKind.START,
     ) -> Backfill:
         """Store a new backfill over ``objects``, leased to ``owner``; return it."""
         with self._store.transaction() as conn:
@@ -94,6 +103,7 @@ class BackfillStore:
                     created_at=time.time(),
                     owner=owner,
                     lease_until=lease_until,
+                    kind=kind.value,
                 )
             )
             if objects:
@@ -146,6 +156,7 @@ class BackfillStore:
             started=int(started),
             succeeded=int(finished.get(RunStatus.SUCCEEDED.value, 0)),
             failed=int(finished.get(RunStatus.FAILED.value, 0)),
+            kind=BackfillKind(row["kind"]),
         )
 
     def pending(self, backfill_id: str, limit: int) -> list[tuple[int, ObjectCreated]]:

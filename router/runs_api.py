@@ -6,14 +6,17 @@ import mimetypes
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from eventing.contract import ObjectRef
-from router.deps import Services
+from eventing.contract import ObjectCreated, ObjectRef
+from router.deps import Services, documented_body, json_body
 from router.errors import BadQuery, ObjectUnavailable
 from router.state import RunStatus
 from router.store import RunQuery
-from router.views import RunList, RunOut
+from router.views import BackfillOut, RedriveIn, RedriveOut, RunList, RunOut
+
+# The most failed runs one redrive takes; the rest are left for the next one.
+REDRIVE_LIMIT = 10_000
 
 # Every route here needs the API token when one is set (router/api.py adds the check).
 router = APIRouter(prefix="/v1")
@@ -28,6 +31,10 @@ def list_runs(
     source: Annotated[str | None, Query(description="bucket/key of the source object")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    error_code: Annotated[
+        str | None,
+        Query(max_length=64, description="a failed run's error code (undeliverable: dead letters)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunList:
@@ -46,12 +53,53 @@ def list_runs(
         source=source_ref,
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
+        error_code=error_code,
         limit=limit,
         offset=offset,
     )
     found, total = services.store.list_runs(query)
     return RunList(
         runs=[services.run_view(r) for r in found], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post("/runs/redrive", tags=["runs"], openapi_extra=documented_body(RedriveIn))
+def redrive(
+    body: Annotated[RedriveIn, Depends(json_body(RedriveIn))], services: Services
+) -> RedriveOut:
+    """Retry the failed runs a filter matches, each from its failed steps, at a bounded pace.
+
+    With ``dry_run`` it only counts them. Otherwise it starts one redrive per
+    pipeline version among them, a job like a backfill (progress at
+    ``GET /v1/backfills/{id}``), that keeps at most ``concurrency`` of its
+    runs unfinished at a time.
+    """
+    services.store.get_pipeline(body.pipeline)  # 404 for a pipeline never registered
+    query = RunQuery(
+        pipeline=body.pipeline,
+        version=body.version,
+        status=RunStatus.FAILED,
+        since=body.since.timestamp() if body.since else None,
+        until=body.until.timestamp() if body.until else None,
+        error_code=body.error_code,
+        limit=REDRIVE_LIMIT,
+    )
+    found, total = services.store.list_runs(query)
+    by_version: dict[int, list[ObjectCreated]] = {}
+    for run in found:
+        source = ObjectCreated(run.source.bucket, run.source.key, 0, run.etag)
+        by_version.setdefault(run.version, []).append(source)
+    jobs = []
+    if not body.dry_run:
+        for version, sources in sorted(by_version.items()):
+            job = services.backfills.redrive(body.pipeline, version, sources, body.concurrency)
+            jobs.append(BackfillOut.model_validate(job, from_attributes=True))
+    return RedriveOut(
+        matched=total,
+        taken=len(found),
+        dry_run=body.dry_run,
+        runs=[run.id for run in found[:100]],
+        jobs=jobs,
     )
 
 

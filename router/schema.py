@@ -81,6 +81,8 @@ backfills = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("owner", sa.String(64), nullable=False),
     sa.Column("lease_until", sa.Float, nullable=False),
+    # "start": start a run per object; "redrive": retry each object's failed run.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="start"),
 )
 
 # One object a backfill runs over; ``run_id`` is set once its run started.

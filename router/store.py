@@ -136,6 +136,8 @@ class RunQuery:
     source: tuple[str, str] | None = None
     since: float | None = None
     until: float | None = None
+    # The ``code`` of a failed run's error (``undeliverable``: a dead letter).
+    error_code: str | None = None
     limit: int = 50
     offset: int = 0
 
@@ -517,6 +519,8 @@ class Store:
             conditions.append(runs.c.created_at >= query.since)
         if query.until is not None:
             conditions.append(runs.c.created_at < query.until)
+        if query.error_code is not None:
+            conditions.append(runs.c.error["code"].as_string() == query.error_code)
         where = sa.and_(sa.true(), *conditions)
         with self._engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(runs).where(where)).scalar()

@@ -180,6 +180,7 @@ class BackfillIn(BaseModel):
 
 class BackfillOut(BaseModel):
     id: str
+    kind: str = "start"
     pipeline: str
     version: int
     bucket: str
@@ -191,6 +192,28 @@ class BackfillOut(BaseModel):
     failed: int
     status: str
     error: str | None
+
+
+class RedriveIn(BaseModel):
+    """Which failed runs to retry: a pipeline's, optionally of one version, error code, time."""
+
+    pipeline: str = Field(max_length=63)
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+    error_code: str | None = Field(None, max_length=64)
+    since: datetime | None = None
+    until: datetime | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+    dry_run: bool = False
+
+
+class RedriveOut(BaseModel):
+    """How many failed runs matched, how many this redrive took, and its jobs (none if dry)."""
+
+    matched: int
+    taken: int
+    dry_run: bool
+    runs: list[str]
+    jobs: list[BackfillOut]
 
 
 class UploadOut(BaseModel):

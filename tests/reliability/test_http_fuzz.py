@@ -236,7 +236,9 @@ def test_every_api_operation_is_fuzzed() -> None:
     headers=ce_headers,
     whole=st.none() | whole_requests,
     query=st.dictionaries(
-        st.sampled_from(["pipeline", "version", "status", "source", "since", "limit", "offset"]),
+        st.sampled_from(
+            ["pipeline", "version", "status", "source", "since", "error_code", "limit", "offset"]
+        ),
         printable,
         max_size=3,
     ),
