@@ -435,24 +435,45 @@ class StepCompleted:
 
     ``attempt`` is the request's, so the router can tell the answer to a
     retried step from a late (or replayed) answer to an earlier attempt.
+    ``cpu_ms`` is the CPU time the step's thread used, ``inference_ms`` the
+    time it waited for Triton's answers (None from a part that does not say).
     """
 
     result: StepOutput
     duration_ms: float = 0.0
     attempt: int | None = None
+    cpu_ms: float | None = None
+    inference_ms: float | None = None
 
     def to_data(self) -> JSON:
         data: JSON = {**self.result.to_data(), "duration_ms": round(self.duration_ms, 3)}
         if self.attempt is not None:
             data["attempt"] = self.attempt
+        if self.cpu_ms is not None:
+            data["cpu_ms"] = round(self.cpu_ms, 3)
+        if self.inference_ms is not None:
+            data["inference_ms"] = round(self.inference_ms, 3)
         return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> StepCompleted:
-        duration = data.get("duration_ms", 0.0)
-        if not isinstance(duration, int | float) or isinstance(duration, bool):
-            raise MalformedEvent("duration_ms must be a number", field="duration_ms")
-        return cls(StepOutput.from_data(data), float(duration), _attempt(data))
+        return cls(
+            StepOutput.from_data(data),
+            _milliseconds(data, "duration_ms", 0.0) or 0.0,
+            _attempt(data),
+            _milliseconds(data, "cpu_ms"),
+            _milliseconds(data, "inference_ms"),
+        )
+
+
+def _milliseconds(data: Mapping[str, Any], name: str, default: float | None = None) -> float | None:
+    """A non-negative number of milliseconds named ``name``, or ``default`` when it is absent."""
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise MalformedEvent(f"{name} must be a non-negative number", field=name)
+    return float(value)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,34 @@ class InferenceClient(Protocol):
     def close(self) -> None: ...
 
 
+class TimedInference:
+    """An inference client that adds the time each call waits for Triton to ``waited_s``.
+
+    One per step (functions/step.py), so a step reports the inference time it used.
+    """
+
+    def __init__(self, client: InferenceClient) -> None:
+        self._client = client
+        self.url = client.url
+        self.waited_s = 0.0
+
+    def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, npt.NDArray[np.generic]],
+        outputs: list[str],
+        traceparent: str | None = None,
+    ) -> dict[str, npt.NDArray[np.generic]]:
+        began = time.perf_counter()
+        try:
+            return self._client.infer(model, inputs, outputs, traceparent)
+        finally:
+            self.waited_s += time.perf_counter() - began
+
+    def close(self) -> None:
+        """Nothing: the client it wraps belongs to the runtime."""
+
+
 # A connection Triton reset or closed under the client (Triton restarted, or
 # dropped an idle keep-alive) is tried again at once, a few times: the next
 # connection usually works. Nothing else is retried here: a Triton that is

@@ -33,6 +33,7 @@ from eventing.contract import (
 from eventing.objectstore import SourceChanged
 from functions.errors import OutOfScope, StepError
 from functions.images import decode, encode
+from functions.inference import InferenceClient, TimedInference
 from functions.part import Picture, StepContext
 from functions.runtime import StepRuntime
 
@@ -69,7 +70,18 @@ def run_request(
             BadImage, ...), OutOfScope (a key outside the run).
         ObjectStoreError: Any store failure (ObjectMissing, StoreUnavailable, ...).
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    timed: TimedInference | None = None
+
+    def inference() -> InferenceClient:
+        # Opened on first use only, and timed: the step reports its Triton time.
+        nonlocal timed
+        if runtime.inference is None:
+            raise RuntimeError("this step was started without an inference client")
+        if timed is None:
+            timed = TimedInference(runtime.inference())
+        return timed
+
     # Resolve and validate every call before any I/O: bad params fail fast.
     plan = [(call, runtime.catalog.get(call.function)) for call in request.calls]
     params = [part.parse_params(call.params) for call, part in plan]
@@ -84,7 +96,7 @@ def run_request(
         step_context = StepContext(
             source=request.source,
             upstream=dict(upstream),
-            inference=runtime.inference,
+            inference=inference if runtime.inference is not None else None,
             step_id=call.id,
             traceparent=traceparent,
         )
@@ -98,7 +110,10 @@ def run_request(
     if len(request.calls) > 1:
         metadata["steps"] = per_step
     elapsed_ms = (time.perf_counter() - started) * 1000.0
-    return StepCompleted(StepOutput((output,), metadata), elapsed_ms, request.attempt)
+    cpu_ms = (time.thread_time() - cpu_started) * 1000.0
+    inference_ms = timed.waited_s * 1000.0 if timed is not None else 0.0
+    produced_output = StepOutput((output,), metadata)
+    return StepCompleted(produced_output, elapsed_ms, request.attempt, cpu_ms, inference_ms)
 
 
 def output_ref(requested: ObjectRef, extension: str) -> ObjectRef:

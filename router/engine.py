@@ -292,7 +292,10 @@ class Router:
                 state.metadata = per_step[member]
             else:
                 state.metadata = done.result.metadata
+            # A fused group is one part call: its cost is the last member's to report.
             state.duration_ms = done.duration_ms if last else None
+            state.cpu_ms = done.cpu_ms if last else None
+            state.inference_ms = done.inference_ms if last else None
 
     def _outputs_outside(
         self, spec: PipelineSpec, run: RunState, head: str, done: StepCompleted

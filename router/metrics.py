@@ -62,6 +62,18 @@ class RouterMetrics:
             registry=registry,
         )
         self.step_seconds = step_duration(registry, "Step durations as reported by the parts")
+        self.cpu_seconds = Counter(
+            "kpipe_step_cpu_seconds",
+            "CPU time the parts' steps used, as they measured it",
+            ["pipeline", "function"],
+            registry=registry,
+        )
+        self.inference_seconds = Counter(
+            "kpipe_step_inference_seconds",
+            "Time the parts' steps waited for Triton, as they measured it",
+            ["pipeline", "function"],
+            registry=registry,
+        )
         self.failures = step_failures(registry)
         registry.register(_StoreCollector(store))
 
@@ -69,8 +81,13 @@ class RouterMetrics:
         self.events_in.labels(event.type.value).inc()
         function = event.context.function if event.context else ""
         if event.type is EventType.STEP_COMPLETED:
-            seconds = StepCompleted.from_data(event.data).duration_ms / 1000.0
-            self.step_seconds.labels(function).observe(seconds)
+            done = StepCompleted.from_data(event.data)
+            self.step_seconds.labels(function).observe(done.duration_ms / 1000.0)
+            pipeline = event.context.pipeline if event.context else ""
+            if done.cpu_ms is not None:
+                self.cpu_seconds.labels(pipeline, function).inc(done.cpu_ms / 1000.0)
+            if done.inference_ms is not None:
+                self.inference_seconds.labels(pipeline, function).inc(done.inference_ms / 1000.0)
         elif event.type is EventType.STEP_FAILED:
             self.failures.labels(function, StepFailed.from_data(event.data).code).inc()
 

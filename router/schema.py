@@ -60,6 +60,8 @@ steps = sa.Table(
     sa.Column("requested_at", sa.Float),
     sa.Column("finished_at", sa.Float),
     sa.Column("duration_ms", sa.Float),
+    sa.Column("cpu_ms", sa.Float),
+    sa.Column("inference_ms", sa.Float),
     sa.Column("outputs", sa.JSON, nullable=False),
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("error", sa.JSON),

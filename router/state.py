@@ -53,6 +53,9 @@ class StepState:
     requested_at: float | None = None
     finished_at: float | None = None
     duration_ms: float | None = None
+    # What the step cost, as its part measured it: CPU of its thread, time waiting for Triton.
+    cpu_ms: float | None = None
+    inference_ms: float | None = None
     outputs: tuple[ObjectRef, ...] = ()
     metadata: JSON = field(default_factory=dict)
     error: JSON | None = None
@@ -70,6 +73,8 @@ class StepState:
             "requested_at": self.requested_at,
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,
+            "cpu_ms": self.cpu_ms,
+            "inference_ms": self.inference_ms,
             "outputs": [o.to_data() for o in self.outputs],
             "metadata": self.metadata,
             "error": self.error,
@@ -85,6 +90,8 @@ class StepState:
             requested_at=row["requested_at"],
             finished_at=row["finished_at"],
             duration_ms=row["duration_ms"],
+            cpu_ms=row["cpu_ms"],
+            inference_ms=row["inference_ms"],
             outputs=_refs(row["outputs"]),
             metadata=row["metadata"] or {},
             error=row["error"],

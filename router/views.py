@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +68,12 @@ class ValidationOut(BaseModel):
         return cls(valid=not problems, problems=[p.to_data() for p in problems])
 
 
+def _total(values: Iterable[float | None]) -> float | None:
+    """The sum of the known values; None when none is known."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
 class StepOut(BaseModel):
     id: str
     function: str
@@ -75,6 +82,8 @@ class StepOut(BaseModel):
     requested_at: datetime | None
     finished_at: datetime | None
     duration_ms: float | None
+    cpu_ms: float | None = None
+    inference_ms: float | None = None
     outputs: list[ObjectRefOut]
     metadata: dict[str, Any]
     error: dict[str, Any] | None
@@ -89,6 +98,8 @@ class StepOut(BaseModel):
             requested_at=_iso(step.requested_at),
             finished_at=_iso(step.finished_at),
             duration_ms=step.duration_ms,
+            cpu_ms=step.cpu_ms,
+            inference_ms=step.inference_ms,
             outputs=[ObjectRefOut.of(o) for o in step.outputs],
             metadata=step.metadata,
             error=step.error,
@@ -115,6 +126,9 @@ class RunOut(BaseModel):
     updated_at: datetime | None
     finished_at: datetime | None
     duration_ms: float | None
+    # The sums over its steps (the attempts that succeeded), as the parts measured them.
+    cpu_ms: float | None = None
+    inference_ms: float | None = None
     outputs: list[ObjectRefOut]
     error: dict[str, Any] | None
     steps: list[StepOut]
@@ -135,6 +149,8 @@ class RunOut(BaseModel):
             updated_at=_iso(run.updated_at),
             finished_at=_iso(run.finished_at),
             duration_ms=duration,
+            cpu_ms=_total(s.cpu_ms for s in run.steps.values()),
+            inference_ms=_total(s.inference_ms for s in run.steps.values()),
             outputs=[ObjectRefOut.of(o) for o in run.outputs],
             error=run.error,
             steps=[StepOut.of(run.steps[s]) for s in order if s in run.steps],

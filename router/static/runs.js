@@ -288,7 +288,7 @@ export class RunView {
     const span = Math.max(1, ...ends.map((t) => t - start), run.duration_ms ?? 0);
     return h("section", { class: "panel" }, h("h3", {}, "Timings"),
       h("table", { class: "timings", testid: "timings" },
-        h("thead", {}, h("tr", {}, ["Step", "Status", "Try", "Time", "From upload to finish"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Step", "Status", "Try", "Time", "CPU", "Triton", "From upload to finish"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, run.steps.map((s) => {
           const from = s.requested_at ? Date.parse(s.requested_at) - start : 0;
           const width = s.duration_ms ?? 0;
@@ -297,10 +297,12 @@ export class RunView {
             h("td", {}, statusBadge(s.status, `step-status-${s.id}`)),
             h("td", { class: "num", testid: `attempt-${s.id}` }, s.attempt || "—"),
             h("td", { class: "num" }, formatDuration(s.duration_ms)),
+            h("td", { class: "num", testid: `cpu-${s.id}` }, formatDuration(s.cpu_ms)),
+            h("td", { class: "num", testid: `inference-${s.id}` }, formatDuration(s.inference_ms)),
             h("td", { class: "bar-cell" }, h("div", { class: "bar-track" },
               h("div", { class: `bar status-${s.status}`, style: `left:${(100 * from) / span}%;width:${Math.max(0.5, (100 * width) / span)}%` }))));
         }))),
-      h("p", { class: "muted small" }, `Bars share one time axis: ${formatDuration(span)} from the upload to the last step.`));
+      h("p", { class: "muted small", testid: "run-cost" }, `Bars share one time axis: ${formatDuration(span)} from the upload to the last step. The run used ${formatDuration(run.cpu_ms)} of CPU in its parts and waited ${formatDuration(run.inference_ms)} for Triton, as the parts measured.`));
   }
 
   images(run, after) {

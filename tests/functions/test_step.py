@@ -57,6 +57,10 @@ def test_resize_writes_its_output(
     assert _image(raw_s3, output).size == (128, 128)
     assert completed.result.metadata["image"] == {"width": 128, "height": 128}
     assert completed.duration_ms > 0
+    # what it cost: CPU of its thread (decode, resize, encode), and no Triton
+    assert completed.cpu_ms is not None
+    assert completed.cpu_ms > 0
+    assert completed.inference_ms == 0
     assert raw_s3.get_object(BUCKET, "in/astronaut.jpg").read() == astronaut_jpeg
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import numpy.typing as npt
 import pytest
 
+from eventing.contract import ObjectRef
+from functions.catalog import default_catalog
 from functions.errors import InferenceFailed, ModelNotReady
-from functions.inference import TritonInferenceClient
+from functions.inference import TimedInference, TritonInferenceClient
+from functions.part import Picture, StepContext
 from tests.triton import yolo_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
@@ -51,3 +57,17 @@ def test_bad_request_is_inference_failed(triton_url: str) -> None:
         client.infer("yolov8n", {"images": wrong}, ["output0"])
     assert not caught.value.retryable
     assert waits == []
+
+
+def test_a_timed_client_counts_the_time_a_step_waits_for_triton(
+    astronaut: npt.NDArray[np.uint8], triton_url: str
+) -> None:
+    part = default_catalog().get("detect_faces")
+    with TritonInferenceClient(triton_url) as client:
+        timed = TimedInference(client)
+        context = StepContext(ObjectRef("uploads", "a.jpg"), inference=lambda: timed)
+        began = time.perf_counter()
+        part.run([Picture(astronaut, "jpeg")], part.parse_params({}), context)
+        elapsed = time.perf_counter() - began
+    # CenterFace answered through Triton: some of the step, never more than all of it
+    assert 0 < timed.waited_s <= elapsed

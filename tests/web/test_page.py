@@ -112,6 +112,11 @@ def test_build_a_pipeline_by_clicking_upload_and_see_the_output(
     boxes = page.get_by_test_id("detections-detect_faces-overlay").get_by_test_id("detection")
     expect(boxes).to_have_count(1)
     expect(page.get_by_test_id("timings").locator("tbody tr")).to_have_count(3)
+    # what each step cost, as its part measured: detect_faces waited for Triton
+    expect(page.get_by_test_id("cpu-resize")).to_have_text(re.compile(r"^\d+(\.\d)? m?s$"))
+    expect(page.get_by_test_id("inference-detect_faces")).to_have_text(re.compile(r"[1-9]"))
+    expect(page.get_by_test_id("inference-resize")).to_have_text("0 ms")
+    expect(page.get_by_test_id("run-cost")).to_contain_text("of CPU in its parts")
     shoot("3-run")
 
     page.get_by_test_id("nav-runs").click()
