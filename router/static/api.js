@@ -92,6 +92,8 @@ export const api = {
   },
   run: (id) => request("GET", `/v1/runs/${enc(id)}`),
   retry: (id) => request("POST", `/v1/runs/${enc(id)}/retry`),
+  redrive: (filter) => request("POST", "/v1/runs/redrive", { json: filter }),
+  backfill: (id) => request("GET", `/v1/backfills/${enc(id)}`),
   upload: (name, file) => {
     const form = new FormData();
     form.append("file", file, file.name);

@@ -40,6 +40,7 @@ export class RunsList {
     this.root = root;
     this.filters = { pipeline, status };
     this.poller = new Poller(() => this.refresh(), LIST_POLL_MS);
+    this.redrives = [];
   }
 
   async open() {
@@ -71,8 +72,39 @@ export class RunsList {
           h("thead", {}, h("tr", {},
             ["Status", "Pipeline", "Source", "Started", "Duration", "Steps"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", { id: "runs-body" }))),
-      h("p", { class: "muted small", id: "runs-total", testid: "runs-total" })));
+      h("p", { class: "muted small", id: "runs-total", testid: "runs-total" }),
+      h("div", { id: "redrive", testid: "redrive-panel" })));
     this.poller.start();
+  }
+
+  /** With one pipeline's failed runs listed: count them, and redrive them all at once. */
+  async showRedrive(failed) {
+    const panel = this.root.querySelector("#redrive");
+    if (!panel) return;
+    const { pipeline, status } = this.filters;
+    const jobs = this.redrives.map((job) => h("li", { testid: "redrive-job", dataset: { status: job.status } },
+      `Redrive ${job.id} (v${job.version}): ${job.started} of ${job.total} retried, ${job.succeeded} succeeded, ${job.failed} failed — ${job.status}`));
+    const offer = pipeline && status === "failed" && failed > 0
+      ? h("button", { type: "button", testid: "redrive", onclick: (e) => this.redrive(e.target) },
+        `Redrive ${failed} failed run${failed === 1 ? "" : "s"}`)
+      : null;
+    mount(panel, offer || jobs.length
+      ? h("section", { class: "panel" }, h("h3", {}, "Redrive"),
+        h("p", { class: "muted small" }, "Retries each failed run from its failed step, a few at a time."),
+        offer, jobs.length ? h("ul", {}, jobs) : null)
+      : null);
+  }
+
+  async redrive(button) {
+    button.disabled = true;
+    try {
+      const answer = await api.redrive({ pipeline: this.filters.pipeline });
+      this.redrives = answer.jobs;
+      notify(`Redriving ${answer.taken} failed run${answer.taken === 1 ? "" : "s"}`);
+    } catch (error) {
+      notifyError("Could not redrive", error);
+      button.disabled = false;
+    }
   }
 
   async refresh() {
@@ -84,6 +116,8 @@ export class RunsList {
         ? page.runs.map((run) => this.row(run))
         : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No runs yet. Upload an image to start one.")));
       this.root.querySelector("#runs-total").textContent = `${page.runs.length} of ${page.total} runs`;
+      this.redrives = await Promise.all(this.redrives.map((job) => api.backfill(job.id)));
+      await this.showRedrive(this.filters.status === "failed" ? page.total : 0);
     } catch (error) {
       mount(body, h("tr", {}, h("td", { colspan: 6, class: "error" }, error.message)));
     }

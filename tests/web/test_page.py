@@ -192,6 +192,31 @@ def test_a_failed_run_offers_a_retry(
     expect(page.get_by_test_id("attempt-small")).to_have_text("2")
 
 
+def test_the_runs_page_redrives_a_pipelines_failed_runs(
+    page: Page, stack: Stack, shoot: Shoot, astronaut_jpeg: bytes, tmp_path: Path
+) -> None:
+    put_pipeline(stack, resize_only("web-redrive", "redrive/"))
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(astronaut_jpeg[: len(astronaut_jpeg) // 3])
+    upload(page, stack, "web-redrive", truncated)
+    expect(page.get_by_test_id("run-status")).to_have_text("failed", timeout=RUN_TIMEOUT_MS)
+
+    page.get_by_test_id("nav-runs").click()
+    page.get_by_test_id("filter-pipeline").select_option("web-redrive")
+    page.get_by_test_id("filter-status").select_option("failed")
+    expect(page.get_by_test_id("redrive")).to_have_text("Redrive 1 failed run")
+    page.get_by_test_id("redrive").click()
+
+    # The job's progress, until every run it retried has ended (failed again: the file is cut).
+    job = page.get_by_test_id("redrive-job")
+    expect(job).to_have_attribute("data-status", "done", timeout=RUN_TIMEOUT_MS)
+    expect(job).to_contain_text("1 of 1 retried")
+    shoot("redrive")
+    with stack.client() as api:
+        [run] = api.get("/v1/runs", params={"pipeline": "web-redrive"}).json()["runs"]
+    assert run["steps"][0]["attempt"] == 2
+
+
 def test_drag_parts_onto_the_canvas_and_connect_ports(
     page: Page, stack: Stack, shoot: Shoot
 ) -> None:
