@@ -5,7 +5,7 @@ Every handler is idempotent: a redelivered or duplicated event changes
 nothing and, at most, re-sends requests that look lost.
 
 Example:
-    >>> from router.store import Emission, Store
+    >>> from router.store import Store
     >>> router = Router(Store("sqlite://"))
     >>> router.handle(some_object_created_event)  # doctest: +SKIP
     [Event(type=<EventType.STEP_REQUESTED ...>), ...]
