@@ -38,9 +38,10 @@ from kpipe.core import budget
 from router import keys
 from router.conditions import BadCondition, parse_condition
 from router.errors import Conflict, RouterError, RunNotFound
+from router.rollouts import Rollout, RolloutMode, Rollouts
 from router.spec import PipelineSpec, StepSpec
 from router.state import RunState, RunStatus, StepState, StepStatus
-from router.store import Emission, Store
+from router.store import Emission, Store, StoredPipeline
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class Router:
         self._redrive_after_s = redrive_after_s
         # Whether a function reads its upstream steps' metadata (Part.reads_upstream).
         self._reads_upstream = reads_upstream
+        self.rollouts = Rollouts(store)
         self._spec = lru_cache(maxsize=256)(self._load_spec)
 
     def _load_spec(self, name: str, version: int) -> PipelineSpec:
@@ -203,17 +205,43 @@ class Router:
     # -- object.created ----------------------------------------------------
 
     def on_object_created(self, obj: ObjectCreated, reply_to: str | None = None) -> list[Event]:
-        """Start one run per registered pipeline whose trigger matches the object."""
+        """Start the runs of every registered pipeline whose trigger matches the object.
+
+        One run of the active version, unless a rollout says otherwise: a
+        shadow adds a run of its candidate, a canary runs the candidate
+        instead for the keys in its share (router/rollouts.py).
+        """
         events: list[Event] = []
+        rollouts = self.rollouts.active()
         for stored in self._store.list_pipelines():
-            spec = stored.spec
-            if spec.trigger.matches(obj.bucket, obj.key):
-                # Only the first event of all is the answer; the relay posts the rest.
-                events += self.start_run(spec, stored.version, obj, None if events else reply_to)
+            for spec, version, role in self._versions_for(stored, rollouts.get(stored.name), obj):
+                if spec.trigger.matches(obj.bucket, obj.key):
+                    # Only the first event of all is the answer; the relay posts the rest.
+                    answer = None if events else reply_to
+                    events += self.start_run(spec, version, obj, answer, role)
         return events
 
+    def _versions_for(
+        self, stored: StoredPipeline, rollout: Rollout | None, obj: ObjectCreated
+    ) -> list[tuple[PipelineSpec, int, str]]:
+        """The (spec, version, role) of each run an upload starts for one pipeline."""
+        live = (stored.spec, stored.version, "live")
+        if rollout is None:
+            return [live]
+        candidate = self._spec(stored.name, rollout.version)
+        if rollout.mode is RolloutMode.SHADOW:
+            return [live, (candidate, rollout.version, "shadow")]
+        if rollout.takes_instead(keys.canary_share(obj.key)):
+            return [(candidate, rollout.version, "canary")]
+        return [live]
+
     def start_run(
-        self, spec: PipelineSpec, version: int, obj: ObjectCreated, reply_to: str | None = None
+        self,
+        spec: PipelineSpec,
+        version: int,
+        obj: ObjectCreated,
+        reply_to: str | None = None,
+        role: str = "live",
     ) -> list[Event]:
         """Create the run (once per object version) and request its first steps."""
         now = self._store.clock()
@@ -229,6 +257,7 @@ class Router:
             updated_at=now,
             traceparent=new_traceparent(),
             steps={s.id: StepState(s.id, s.function) for s in spec.steps},
+            role=role,
         )
         events = self._advance(spec, run, now)
         if self._store.create_run(run, Emission(reply_to, events)):
@@ -484,7 +513,8 @@ class Router:
     ) -> ObjectRef:
         if final:
             several = len(spec.terminal_steps) > 1
-            key = keys.final_key(spec.name, run.source.key, step.id if several else None)
+            shadow = run.version if run.role == "shadow" else None
+            key = keys.final_key(spec.name, run.source.key, step.id if several else None, shadow)
         else:
             key = keys.intermediate_key(spec.name, run.id, step.id, run.source.key)
         return ObjectRef(spec.output.bucket, key)

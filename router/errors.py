@@ -58,6 +58,16 @@ class RunNotFound(RouterError, LookupError):
         self.run_id = run_id
 
 
+class RolloutNotFound(RouterError, LookupError):
+    """The pipeline has never had a rollout."""
+
+    code = "rollout_not_found"
+
+    def __init__(self, pipeline: str) -> None:
+        super().__init__(f"pipeline {pipeline!r} has no rollout")
+        self.pipeline = pipeline
+
+
 class BackfillNotFound(RouterError, LookupError):
     """No backfill has that id."""
 

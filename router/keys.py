@@ -33,6 +33,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # contract's, which parts check); no final output may land in it, or an
 # upload could overwrite a run's work.
 RUNS_DIR = contract.RUNS_DIR
+# Where a shadow version's final outputs go: ``<pipeline>/_shadow/v<version>/``.
+SHADOW_DIR = "_shadow"
 
 
 def run_id(pipeline: str, version: int, bucket: str, key: str, etag: str) -> str:
@@ -67,17 +69,35 @@ def _fit(prefix: str, rest: str) -> str:
     return f"{prefix}{digest}-{tail}"
 
 
-def final_key(pipeline: str, source_key: str, step: str | None = None) -> str:
-    """Where a final output goes: ``<pipeline>/[<step>/]<source key>``.
+def final_key(
+    pipeline: str, source_key: str, step: str | None = None, shadow: int | None = None
+) -> str:
+    """Where a final output goes: ``<pipeline>/[_shadow/v<n>/][<step>/]<source key>``.
 
     ``step`` is given when a pipeline has several terminal steps, so their
-    outputs do not overwrite each other.
+    outputs do not overwrite each other; ``shadow`` is the version of a
+    shadow run, whose outputs never replace the live ones. A source key that
+    starts with one of those folders (``_runs``, ``_shadow``) gets one more
+    underscore, so no live output lands in them.
     """
-    prefix = contract.pipeline_prefix(pipeline) + (f"{step}/" if step else "")
+    prefix = contract.pipeline_prefix(pipeline)
+    if shadow is not None:
+        prefix += f"{SHADOW_DIR}/v{shadow}/"
+    prefix += f"{step}/" if step else ""
     segments = _safe_segments(source_key)
-    if not step and segments[0] == RUNS_DIR:
-        segments[0] = f"_{RUNS_DIR}"
+    if not step and segments[0] in (RUNS_DIR, SHADOW_DIR):
+        segments[0] = f"_{segments[0]}"
     return _fit(prefix, "/".join(segments))
+
+
+def canary_share(key: str) -> int:
+    """A stable number in 0-99 for an object key: the keys below a canary's percent run it.
+
+    Example:
+        >>> canary_share("photos/cat.jpg") == canary_share("photos/cat.jpg")
+        True
+    """
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
 
 
 def intermediate_key(pipeline: str, run: str, step: str, source_key: str) -> str:

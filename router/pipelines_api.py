@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from eventing.contract import ObjectRef
 from router.deps import UPLOAD_DOC, Body, Services, documented_body, json_body, read_upload
 from router.errors import BadQuery, Problem, SpecInvalid
+from router.rollouts import Rollout, RolloutMode, RolloutStatus
+from router.services import RouterServices
 from router.spec import load_document
 from router.validation import find_problems, validate_spec
 from router.views import (
@@ -18,6 +21,9 @@ from router.views import (
     BackfillIn,
     BackfillOut,
     PipelineOut,
+    RolloutEndIn,
+    RolloutIn,
+    RolloutOut,
     UploadOut,
     ValidationOut,
 )
@@ -103,6 +109,46 @@ def backfill(
         stored.spec, stored.version, objects, bucket, prefix, body.concurrency
     )
     return BackfillOut.model_validate(job, from_attributes=True)
+
+
+@router.post("/pipelines/{name}/rollout", status_code=201, openapi_extra=documented_body(RolloutIn))
+def start_rollout(
+    name: str, body: Annotated[RolloutIn, Depends(json_body(RolloutIn))], services: Services
+) -> RolloutOut:
+    """Try a stored version on real uploads: beside the live one, or instead for a share."""
+    mode = RolloutMode(body.mode)
+    percent = body.percent if mode is RolloutMode.CANARY else 100
+    return _rollout_out(services, services.router.rollouts.start(name, body.version, mode, percent))
+
+
+@router.get("/pipelines/{name}/rollout")
+def get_rollout(name: str, services: Services) -> RolloutOut:
+    """The pipeline's latest rollout, with its runs so far by role and status."""
+    return _rollout_out(services, services.router.rollouts.current(name))
+
+
+@router.post("/pipelines/{name}/rollout/end", openapi_extra=documented_body(RolloutEndIn))
+def end_rollout(
+    name: str, body: Annotated[RolloutEndIn, Depends(json_body(RolloutEndIn))], services: Services
+) -> RolloutOut:
+    """Promote the candidate (it becomes the active version) or roll it back."""
+    outcome = RolloutStatus.PROMOTED if body.outcome == "promote" else RolloutStatus.ROLLED_BACK
+    return _rollout_out(services, services.router.rollouts.end(name, outcome, body.reason))
+
+
+def _rollout_out(services: RouterServices, rollout: Rollout) -> RolloutOut:
+    return RolloutOut(
+        id=rollout.id,
+        pipeline=rollout.pipeline,
+        version=rollout.version,
+        mode=rollout.mode.value,
+        percent=rollout.percent,
+        status=rollout.status.value,
+        reason=rollout.reason,
+        created_at=datetime.fromtimestamp(rollout.created_at, UTC),
+        ended_at=datetime.fromtimestamp(rollout.ended_at, UTC) if rollout.ended_at else None,
+        runs=services.router.rollouts.summary(rollout),
+    )
 
 
 @router.get("/backfills/{backfill_id}")

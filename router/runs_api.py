@@ -31,6 +31,9 @@ def list_runs(
     source: Annotated[str | None, Query(description="bucket/key of the source object")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    role: Annotated[
+        str | None, Query(pattern="^(live|shadow|canary)$", description="live, shadow or canary")
+    ] = None,
     error_code: Annotated[
         str | None,
         Query(max_length=64, description="a failed run's error code (undeliverable: dead letters)"),
@@ -54,6 +57,7 @@ def list_runs(
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
         error_code=error_code,
+        role=role,
         limit=limit,
         offset=offset,
     )

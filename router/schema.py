@@ -47,6 +47,8 @@ runs = sa.Table(
     sa.Column("traceparent", sa.String(64)),
     sa.Column("outputs", sa.JSON, nullable=False),
     sa.Column("error", sa.JSON),
+    # live, shadow or canary (router/rollouts.py)
+    sa.Column("role", sa.String(16), nullable=False, server_default="live"),
 )
 
 steps = sa.Table(
@@ -112,4 +114,20 @@ outbox = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("refused", sa.Text),
+)
+
+# A pipeline's rollout of a candidate version (router/rollouts.py): at most one
+# active per pipeline; ended ones stay, with their outcome and why.
+rollouts = sa.Table(
+    "kpipe_rollouts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(63), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("percent", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float),
 )

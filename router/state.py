@@ -115,10 +115,13 @@ class RunState:
     outputs: tuple[ObjectRef, ...] = ()
     error: JSON | None = None
     steps: dict[str, StepState] = field(default_factory=dict)
+    # live; shadow (a rollout's candidate beside the live run); canary (instead of it)
+    role: str = "live"
 
     def to_row(self) -> JSON:
         return {
             "id": self.id,
+            "role": self.role,
             "pipeline": self.pipeline,
             "version": self.version,
             "source_bucket": self.source.bucket,
@@ -137,6 +140,7 @@ class RunState:
     def from_row(cls, row: Any, steps: list[StepState]) -> RunState:
         return cls(
             id=row["id"],
+            role=row["role"],
             pipeline=row["pipeline"],
             version=row["version"],
             source=ObjectRef(row["source_bucket"], row["source_key"]),

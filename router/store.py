@@ -138,6 +138,7 @@ class RunQuery:
     until: float | None = None
     # The ``code`` of a failed run's error (``undeliverable``: a dead letter).
     error_code: str | None = None
+    role: str | None = None  # live, shadow or canary
     limit: int = 50
     offset: int = 0
 
@@ -519,6 +520,8 @@ class Store:
             conditions.append(runs.c.created_at >= query.since)
         if query.until is not None:
             conditions.append(runs.c.created_at < query.until)
+        if query.role is not None:
+            conditions.append(runs.c.role == query.role)
         if query.error_code is not None:
             conditions.append(runs.c.error["code"].as_string() == query.error_code)
         where = sa.and_(sa.true(), *conditions)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -119,6 +119,7 @@ class RunOut(BaseModel):
     id: str
     pipeline: str
     version: int
+    role: str = "live"
     status: str
     source: ObjectRefOut
     etag: str
@@ -142,6 +143,7 @@ class RunOut(BaseModel):
             id=run.id,
             pipeline=run.pipeline,
             version=run.version,
+            role=run.role,
             status=run.status.value,
             source=ObjectRefOut.of(run.source),
             etag=run.etag,
@@ -208,6 +210,35 @@ class BackfillOut(BaseModel):
     failed: int
     status: str
     error: str | None
+
+
+class RolloutIn(BaseModel):
+    """A candidate version to try: beside the live one (shadow) or instead, for a share (canary)."""
+
+    version: int = Field(ge=1, le=2**31 - 1)
+    mode: Literal["shadow", "canary"]
+    percent: int = Field(
+        100, ge=1, le=100, description="canary: the share of uploads (by key) it takes"
+    )
+
+
+class RolloutEndIn(BaseModel):
+    outcome: Literal["promote", "rollback"]
+    reason: str = Field("ended by hand", max_length=2000)
+
+
+class RolloutOut(BaseModel):
+    id: str
+    pipeline: str
+    version: int
+    mode: str
+    percent: int
+    status: str
+    reason: str | None
+    created_at: datetime | None
+    ended_at: datetime | None
+    # runs of the pipeline since it began, by role (live, shadow, canary), by status
+    runs: dict[str, dict[str, int]]
 
 
 class RedriveIn(BaseModel):

@@ -57,6 +57,7 @@ STATUS_BY_CODE: Mapping[str, int] = MappingProxyType(
         "object_not_found": 404,
         "pipeline_not_found": 404,
         "run_not_found": 404,
+        "rollout_not_found": 404,
         "conflict": 409,
         "body_too_large": 413,
         # A part running as many steps as it may: the broker retries with backoff.
