@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from eventing.contract import ObjectRef
 from router.deps import UPLOAD_DOC, Body, Services, documented_body, json_body, read_upload
 from router.errors import BadQuery, Problem, SpecInvalid
-from router.rollouts import Rollout, RolloutMode, RolloutStatus
+from router.rollouts import Rollout, RolloutMode, RolloutRules, RolloutStatus
 from router.services import RouterServices
 from router.spec import load_document
 from router.validation import find_problems, validate_spec
@@ -118,7 +118,9 @@ def start_rollout(
     """Try a stored version on real uploads: beside the live one, or instead for a share."""
     mode = RolloutMode(body.mode)
     percent = body.percent if mode is RolloutMode.CANARY else 100
-    return _rollout_out(services, services.router.rollouts.start(name, body.version, mode, percent))
+    rules = RolloutRules.from_data(body.rules.model_dump(exclude_none=True))
+    rollout = services.router.rollouts.start(name, body.version, mode, percent, rules)
+    return _rollout_out(services, rollout)
 
 
 @router.get("/pipelines/{name}/rollout")
@@ -136,7 +138,18 @@ def end_rollout(
     return _rollout_out(services, services.router.rollouts.end(name, outcome, body.reason))
 
 
+@router.get("/pipelines/{name}/rollout/compare")
+def compare_rollout(
+    name: str, services: Services, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[dict[str, Any]]:
+    """Photo by photo, the live run and the shadow's: statuses, durations, outputs, and the
+    detections one found and the other did not, by step."""
+    rollout = services.router.rollouts.current(name)
+    return services.router.rollouts.compare(rollout, limit)
+
+
 def _rollout_out(services: RouterServices, rollout: Rollout) -> RolloutOut:
+    verdict = services.router.rollouts.judge(rollout)
     return RolloutOut(
         id=rollout.id,
         pipeline=rollout.pipeline,
@@ -147,7 +160,13 @@ def _rollout_out(services: RouterServices, rollout: Rollout) -> RolloutOut:
         reason=rollout.reason,
         created_at=datetime.fromtimestamp(rollout.created_at, UTC),
         ended_at=datetime.fromtimestamp(rollout.ended_at, UTC) if rollout.ended_at else None,
+        rules=rollout.rules.to_data(),
         runs=services.router.rollouts.summary(rollout),
+        judged={
+            "compared": verdict.compared,
+            "failed_check": verdict.failed_check,
+            **verdict.figures,
+        },
     )
 
 

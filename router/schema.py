@@ -130,4 +130,6 @@ rollouts = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("ended_at", sa.Float),
+    # What ends it on its own (RolloutRules); {} for none.
+    sa.Column("rules", sa.JSON, nullable=False),
 )

@@ -1,5 +1,7 @@
 """The sweeper: finds runs that stopped making progress and re-drives or fails them.
 
+It also judges the active rollouts by their rules (router/rollouts.py).
+
 Knative's default broker keeps events in memory, so an event can be lost.
 A run whose step request got no answer for ``redrive_after_s`` has its
 requests sent again (parts write deterministic keys, so a repeat is safe);
@@ -79,6 +81,10 @@ class Sweeper:
             else:
                 events = self._router.redrive(run_id)
             emitted += events
+        for rollout in self._router.rollouts.judge_all():
+            log.info(
+                "rollout of %s ended: %s (%s)", rollout.pipeline, rollout.status, rollout.reason
+            )
         self.prune(now)
         if emitted:
             self._flush()  # they are in the outbox: post them now

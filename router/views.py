@@ -212,6 +212,22 @@ class BackfillOut(BaseModel):
     error: str | None
 
 
+class RolloutRulesIn(BaseModel):
+    """What ends the rollout on its own, judged at every sweep; none: only by hand."""
+
+    promote_after: int = Field(
+        0, ge=0, le=1_000_000, description="promote once this many candidate runs finished"
+    )
+    max_failure_rate_increase: float | None = Field(None, ge=0, le=1)
+    max_p95_ratio: float | None = Field(None, ge=1, le=1000)
+    metric: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\.[A-Za-z0-9_]{1,64}$",
+        description="<step id>.<metadata key> of a number; lower for the shadow on a photo: "
+        "roll back",
+    )
+
+
 class RolloutIn(BaseModel):
     """A candidate version to try: beside the live one (shadow) or instead, for a share (canary)."""
 
@@ -220,6 +236,7 @@ class RolloutIn(BaseModel):
     percent: int = Field(
         100, ge=1, le=100, description="canary: the share of uploads (by key) it takes"
     )
+    rules: RolloutRulesIn = Field(default_factory=RolloutRulesIn)
 
 
 class RolloutEndIn(BaseModel):
@@ -237,8 +254,11 @@ class RolloutOut(BaseModel):
     reason: str | None
     created_at: datetime | None
     ended_at: datetime | None
+    rules: dict[str, Any]
     # runs of the pipeline since it began, by role (live, shadow, canary), by status
     runs: dict[str, dict[str, int]]
+    # the rules' figures now: failure rates, p95 durations, candidate runs compared
+    judged: dict[str, Any]
 
 
 class RedriveIn(BaseModel):

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from eventing.contract import Event, EventType, ObjectCreated, StepRequest
+from eventing.contract import Event, EventType, ObjectCreated, StepFailed, StepRequest
 from functions.catalog import Catalog
 from router import keys
 from router.engine import Router
-from router.rollouts import RolloutMode, RolloutStatus
+from router.rollouts import RolloutMode, RolloutRules, RolloutStatus
 from router.store import RunQuery, Store
 from tests.router.apps import make_client
 from tests.router.test_engine import complete, register
@@ -132,3 +132,69 @@ def test_the_rollout_api(tmp_path: Path, catalog: Catalog) -> None:
         assert ended.status_code == 200, ended.text
         assert (ended.json()["status"], ended.json()["reason"]) == ("rolled_back", "p95 worse")
         assert client.post("/v1/pipelines/faces/rollout/end", json=end).status_code == 409
+
+
+def _faces(*boxes: tuple[int, int, int, int]) -> dict[str, Any]:
+    found = [{"label": "face", "score": 0.9, "box": list(b)} for b in boxes]
+    return {"count": len(found), "detections": found, "image": {"width": 256, "height": 256}}
+
+
+def _finish(router: Router, request: Event, faces: dict[str, Any]) -> None:
+    """Answer every step of the run: the detector with ``faces``."""
+    while True:
+        assert request.context is not None
+        metadata = faces if request.context.step == "found" else {}
+        emitted = [e for e in complete(router, request, metadata) if e.context and e.context.step]
+        if not emitted:
+            return
+        [request] = emitted
+
+
+def test_a_shadow_that_finds_fewer_faces_is_rolled_back_and_shows_the_one_it_missed(
+    router: Router, store: Store
+) -> None:
+    rules = RolloutRules(metric="found.count", promote_after=10)
+    router.rollouts.start("faces", 2, RolloutMode.SHADOW, 100, rules)
+    both = (10, 10, 60, 60), (100, 100, 150, 150)
+    for key, shadow_faces in (("in/a.jpg", both), ("in/b.jpg", both[:1])):
+        for request in router.on_object_created(_upload(key)):
+            assert request.context is not None
+            role = store.get_run(request.context.run).role
+            _finish(router, request, _faces(*both) if role == "live" else _faces(*shadow_faces))
+    [pair_a, pair_b] = sorted(
+        router.rollouts.compare(router.rollouts.current("faces")), key=lambda p: p["source"]["key"]
+    )
+    assert pair_a["differences"] == {}
+    assert pair_b["differences"] == {
+        "found": {"only_live": [[100, 100, 150, 150]], "only_candidate": []}
+    }
+    assert (pair_b["live"]["version"], pair_b["candidate"]["version"]) == (1, 2)
+    [ended] = router.rollouts.judge_all()
+    assert ended.status is RolloutStatus.ROLLED_BACK
+    assert ended.reason is not None
+    assert "found.count is 1 for the candidate and 2 for the live version" in ended.reason
+    assert "in/b.jpg" in ended.reason
+
+
+def test_a_canary_that_fails_more_is_rolled_back_and_one_that_holds_up_is_promoted(
+    router: Router, store: Store
+) -> None:
+    rules = RolloutRules(promote_after=3, max_failure_rate_increase=0.1)
+    router.rollouts.start("faces", 2, RolloutMode.CANARY, 100, rules)  # every upload
+    for i in range(3):
+        [request] = router.on_object_created(_upload(f"in/good-{i}.jpg"))
+        _finish(router, request, _faces())
+    assert router.rollouts.judge(router.rollouts.current("faces")).compared == 3
+    [promoted] = router.rollouts.judge_all()
+    assert promoted.status is RolloutStatus.PROMOTED
+    assert store.get_pipeline("faces").version == 2
+
+    store.set_active("faces", 1)
+    router.rollouts.start("faces", 2, RolloutMode.CANARY, 100, rules)
+    [request] = router.on_object_created(_upload("in/bad.jpg"))
+    assert request.context is not None
+    router.on_step_failed(request.context, StepFailed("bad_image", "no", attempt=1))
+    [rolled_back] = router.rollouts.judge_all()
+    assert rolled_back.status is RolloutStatus.ROLLED_BACK
+    assert rolled_back.reason == "the candidate failed 100% of its runs, the live version 0%"
+    assert store.get_pipeline("faces").version == 1
