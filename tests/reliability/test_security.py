@@ -72,6 +72,9 @@ MUTATIONS = [
     ("POST", "/v1/pipelines/{name}/backfill"),
     ("POST", "/v1/pipelines/{name}/uploads"),
     ("POST", "/v1/runs/{run_id}/retry"),
+    ("POST", "/v1/runs/redrive"),
+    ("POST", "/v1/pipelines/{name}/rollout"),
+    ("POST", "/v1/pipelines/{name}/rollout/end"),
 ]
 
 # With a token set, reading needs it too: originals are private, and so are
@@ -88,6 +91,8 @@ READS = [
     ("GET", "/v1/runs"),
     ("GET", "/v1/runs/{run_id}"),
     ("GET", "/v1/backfills/{backfill_id}"),
+    ("GET", "/v1/pipelines/{name}/rollout"),
+    ("GET", "/v1/pipelines/{name}/rollout/compare"),
     ("GET", "/v1/objects/{bucket}/{key}"),
     ("GET", "/metrics"),
 ]
