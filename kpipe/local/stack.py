@@ -148,21 +148,20 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
         specs.append(
             ProcessSpec(
                 name,
-                # functions-framework's own ASGI app, served by uvicorn in one
-                # process: no gunicorn arbiter to start, fork and keep in memory
-                # (`functions-framework --asgi` runs the same app under gunicorn).
+                # The part's functions-framework target served by uvicorn in one
+                # process, without importing functions-framework and Flask
+                # (`functions-framework --target <part> --asgi` serves the same
+                # function under gunicorn; see functions/host.py).
                 [
                     python,
                     "-m",
-                    "uvicorn",
-                    "functions_framework.aio:app",
+                    "functions",
+                    "--target",
+                    name,
                     "--host",
                     config.internal_host,
                     "--port",
                     str(port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
                 ],
                 config.url(port, "/"),
                 env={
