@@ -62,7 +62,7 @@ def decode(data: bytes, ref: ObjectRef, max_pixels: int) -> Picture:
     # process-wide, so refuse to run if some other code switched it on.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay off")
-    Image.init()  # registers the WebP and TIFF openers (idempotent)
+    _load_plugins()
     try:
         # Image.open reads only the header; Pillow's own bomb check runs here
         # with its global limit, which we leave alone (changing it would leak
@@ -119,6 +119,17 @@ def encode(
     options: dict[str, object] = {} if fmt == "png" else {"quality": quality}
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format=pil_format, **options)
     return buffer.getvalue(), content_type, extension
+
+
+def _load_plugins() -> None:
+    """Register the openers of :data:`_READABLE` (and the writers of :data:`_WRITERS`).
+
+    Only those: ``Image.init()`` imports all of Pillow's 40-odd plugins, which
+    costs a cold part tens of milliseconds. Pillow calls ``init()`` itself
+    only for a format that is not registered yet. Idempotent.
+    """
+    Image.preinit()  # BMP, GIF, JPEG, PPM, PNG
+    from PIL import TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
 
 def _to_array(image: Image.Image) -> npt.NDArray[np.uint8]:
