@@ -173,6 +173,10 @@ def process_specs(config: StackConfig) -> list[ProcessSpec]:
                     "KPIPE_SIGNING_KEY": keys[part_principal(name)].entry(),
                     # Parts write outputs, which no one is notified of: straight to rclone.
                     "MINIO_ENDPOINT": f"{config.internal_host}:{config.s3_backend_port}",
+                    # glibc's mmap threshold grows to the largest block freed, so
+                    # later pictures and tensors come from the heap and stay resident;
+                    # fixed, each is unmapped when freed (a fused 1080p run: -15 MB).
+                    "MALLOC_MMAP_THRESHOLD_": "131072",
                 },
             )
         )
