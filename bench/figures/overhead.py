@@ -157,29 +157,29 @@ def measure(ctx: Context) -> Figure:
     return figure(len(photos), (before, after), statistics.fmean(inproc_ms), ways)
 
 
-def made_of(
-    limit: float, tp: float, breakdown: dict[str, float], inproc_step_ms: float
-) -> dict[str, float]:
-    """What one photo's share of the wall clock is made of, in ms, way (a) against a way.
+def made_of(tp: float, steps_ms: float, routing_ms: float, run_ms: float) -> dict[str, float]:
+    """What one worker's cycle per photo is made of, in ms; the parts add up to the cycle.
 
-    At :data:`CONCURRENCY` photos in flight a photo takes ``CONCURRENCY / throughput``
-    of wall clock. Of a way's, the in-process figure is what (a) took; the
-    rest is the parts' steps taking longer than the same steps in process
-    (the CPU they share with Triton, the router and the other parts), the
-    routing and delivery inside the run, and what came before the run
-    (upload, notification, adapter, broker, the router creating the run) and
-    after it (the client seeing it end), which is what is left.
+    Each of the :data:`CONCURRENCY` workers takes one photo at a time, so a
+    photo's cycle is ``CONCURRENCY / throughput`` and the throughput ratio is
+    the in-process cycle over the way's. A cycle is the steps' own time, the
+    routing and delivery between them inside the run, and what lies outside
+    the run: for a routed way the upload, notification, adapter, broker and
+    the router creating the run, and the client seeing it end; in process,
+    the put of the original.
+
+    Args:
+        tp: the way's photos per second.
+        steps_ms: the sum of a photo's steps' own run_request time (mean).
+        routing_ms: the run's time outside its steps (0 in process).
+        run_ms: the run's duration (the steps' time in process).
     """
-    per_photo = CONCURRENCY * 1000.0 / tp
-    in_process_ms = CONCURRENCY * 1000.0 / limit
-    slower = breakdown["step_ms_mean"] - inproc_step_ms
-    routing = breakdown["outside_steps_ms_mean"]
+    cycle = CONCURRENCY * 1000.0 / tp
     return {
-        "per_photo_ms": per_photo,
-        "in_process_ms": in_process_ms,
-        "steps_slower_than_in_process_ms": slower,
-        "routing_in_run_ms": routing,
-        "before_and_after_the_run_ms": per_photo - in_process_ms - slower - routing,
+        "cycle_ms": cycle,
+        "steps_ms": steps_ms,
+        "routing_in_run_ms": routing_ms,
+        "outside_the_run_ms": cycle - run_ms,
     }
 
 
@@ -202,7 +202,10 @@ def figure(
     for way, (tp, breakdown) in ways.items():
         value[f"routing_share_{way}"] = breakdown["routing_share"]
         value[f"throughput_{way}"] = tp / limit
-    parts = {way: made_of(limit, tp, b, inproc_step_ms) for way, (tp, b) in ways.items()}
+    parts = {"in_process": made_of(limit, inproc_step_ms, 0.0, inproc_step_ms)} | {
+        way: made_of(tp, b["step_ms_mean"], b["outside_steps_ms_mean"], b["run_ms_mean"])
+        for way, (tp, b) in ways.items()
+    }
     details: dict[str, Any] = {
         "photos": photos,
         "concurrency": CONCURRENCY,
@@ -228,12 +231,21 @@ def figure(
     rows = tuple(
         (
             way,
-            f"{value[f'throughput_{way}']:.3f}",
-            f"{value[f'routing_share_{way}']:.3f}",
+            f"{parts['in_process']['cycle_ms'] / p['cycle_ms']:.3f}",
+            "" if way == "in_process" else f"{value[f'routing_share_{way}']:.3f}",
             *(f"{p[k]:.0f}" for k in _MADE_OF),
         )
         for way, p in parts.items()
     )
+    base = parts["in_process"]
+    for way in ways:
+        p = parts[way]
+        obstacles.append(
+            f"{way}: a photo's cycle took {p['cycle_ms'] - base['cycle_ms']:+.0f} ms against "
+            f"in process: its steps {p['steps_ms'] - base['steps_ms']:+.0f} ms, routing in the "
+            f"run {p['routing_in_run_ms']:+.0f} ms, outside the run "
+            f"{p['outside_the_run_ms'] - base['outside_the_run_ms']:+.0f} ms"
+        )
     return Figure(
         key="overhead_ratio",
         value=value,
@@ -255,16 +267,18 @@ def figure(
             "run's finished_at - first upload). Each way is warmed up with one photo first. "
             "routing_share = per run, (the run's duration - the sum of its steps' own "
             "run_request time) / the run's duration, averaged: the routing and delivery share "
-            "of a run's time. throughput = throughput / throughput(a); the table splits a "
-            f"photo's share of the wall clock ({CONCURRENCY} / throughput) into what (a) took, "
-            "the parts' steps taking longer than in process, routing inside the run, and the "
-            "rest (upload, notification, adapter, broker, the router creating the run)."
+            "of a run's time. throughput = throughput / throughput(a) = (a)'s cycle / the way's, "
+            f"where a photo's cycle is {CONCURRENCY} / throughput (each worker takes one photo "
+            "at a time); the table splits each way's cycle into its steps' own time, routing "
+            "inside the run, and what lies outside the run (routed: upload, notification, "
+            "adapter, broker, the router creating the run, the client seeing it end; in "
+            "process: the put of the original)."
         ),
         details=details,
         obstacles=obstacles,
         tables=[
             Table(
-                "What the throughput ratio is made of (ms of wall clock per photo)",
+                "What the throughput ratio is made of (ms per photo of one worker's cycle)",
                 ("way", "throughput ratio", "routing share", *_MADE_OF_COLUMNS),
                 rows,
             )
@@ -272,17 +286,5 @@ def figure(
     )
 
 
-_MADE_OF = (
-    "per_photo_ms",
-    "in_process_ms",
-    "steps_slower_than_in_process_ms",
-    "routing_in_run_ms",
-    "before_and_after_the_run_ms",
-)
-_MADE_OF_COLUMNS = (
-    "a photo's wall clock",
-    "in process (a)",
-    "steps slower than in process",
-    "routing in the run",
-    "before and after the run",
-)
+_MADE_OF = ("cycle_ms", "steps_ms", "routing_in_run_ms", "outside_the_run_ms")
+_MADE_OF_COLUMNS = ("a photo's cycle", "the steps", "routing in the run", "outside the run")

@@ -31,18 +31,18 @@ def test_routing_overhead_is_routings_share_of_a_run_not_the_throughput_loss() -
 
 
 def test_the_throughput_ratio_is_split_into_parts_that_add_up() -> None:
-    parts = made_of(1.0, 0.82, ROUTED, 2039.0)
-    assert parts["per_photo_ms"] == pytest.approx(CONCURRENCY * 1000 / 0.82)
-    assert parts["in_process_ms"] == pytest.approx(CONCURRENCY * 1000)
-    assert parts["steps_slower_than_in_process_ms"] == pytest.approx(238.0)
-    assert parts["routing_in_run_ms"] == pytest.approx(38.0)
-    rest = parts["per_photo_ms"] - parts["in_process_ms"]
-    rest -= parts["steps_slower_than_in_process_ms"] + parts["routing_in_run_ms"]
-    assert parts["before_and_after_the_run_ms"] == pytest.approx(rest)
+    parts = made_of(0.82, 2277.0, 38.0, 2315.0)
+    assert parts["cycle_ms"] == pytest.approx(CONCURRENCY * 1000 / 0.82)
+    total = parts["steps_ms"] + parts["routing_in_run_ms"] + parts["outside_the_run_ms"]
+    assert total == pytest.approx(parts["cycle_ms"])
 
 
-def test_the_table_shows_each_way() -> None:
+def test_the_table_shows_each_way_beside_in_process_and_the_ratio_is_their_cycles() -> None:
     result = figure(50, (1.0, 1.2), 2039.0, {"routed": (0.9, ROUTED), "fused": (1.0, FUSED)})
     (table,) = result.tables
-    assert [row[0] for row in table.rows] == ["routed", "fused"]
-    assert table.rows[0][1] == f"{0.9 / 1.1:.3f}"
+    assert [row[0] for row in table.rows] == ["in_process", "routed", "fused"]
+    assert table.rows[1][1] == f"{0.9 / 1.1:.3f}"
+    assert isinstance(result.value, dict)
+    assert float(table.rows[1][1]) == pytest.approx(result.value["throughput_routed"], abs=1e-3)
+    (routed,) = [o for o in result.obstacles if o.startswith("routed: a photo's cycle")]
+    assert "routing in the run +38 ms" in routed
