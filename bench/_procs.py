@@ -85,9 +85,10 @@ def function_target(pid: int) -> str | None:
 def component(args: list[str], pid: int | None = None) -> str:
     """The stack component a ``kpipe up`` child runs, from its command line.
 
-    A part (``uvicorn functions_framework.aio:app``) is named by its
-    ``FUNCTION_TARGET``, read from ``pid``'s environment; a part started as
-    ``functions-framework --target <part>`` by its command line.
+    A part (``python -m functions --target <part>``, or
+    ``functions-framework --target <part>``) is named by its command line;
+    one served as ``uvicorn functions_framework.aio:app`` by its
+    ``FUNCTION_TARGET``, read from ``pid``'s environment.
     """
     if "--target" in args:
         return args[args.index("--target") + 1]

@@ -114,12 +114,27 @@ class _Cutout:
     face: Box
 
 
+# Sample images that ship in scikit-image's wheel without a loader function of their own.
+_FILES = {
+    "phantom": "phantom.png",
+    "colorwheel": "color.png",
+    "chessboard": "chessboard_RGB.png",
+    "clock_motion": "clock_motion.png",
+}
+
+
 @cache
 def _photo(name: str) -> Pixels:
     """A scikit-image photo as ``H x W x 3`` uint8 RGB."""
     from skimage import data
 
-    if name.startswith("motorcycle_"):
+    if name in _FILES:
+        from pathlib import Path
+
+        from skimage import io
+
+        raw = io.imread(Path(data.__file__).parent / _FILES[name])
+    elif name.startswith("motorcycle_"):
         left, right, _ = data.stereo_motorcycle()  # type: ignore[no-untyped-call]
         raw = left if name.endswith("left") else right
     elif name == "cameraman":
@@ -252,28 +267,45 @@ def _scene_size(face_size: int) -> tuple[int, int]:
     return MEDIUM if face_size <= 96 else SMALL
 
 
-def _single(source: str, size: int, variant: str, index: int) -> Scene:
-    """One photo holding one astronaut or cameraman face."""
+def _single(
+    source: str,
+    size: int,
+    variant: str,
+    index: int,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
+    seed: int = 0,
+) -> Scene:
+    """One photo holding one astronaut or cameraman face, on ``backgrounds[index]``."""
     face_box = ASTRONAUT_FACE if source == "astronaut" else CAMERAMAN_FACE
     cut = _head(source, face_box)
     if variant == "scarf":
-        cut = _scarf(cut, index)
+        cut = _scarf(cut, seed + index)
     width, height = _scene_size(size)
-    rng = np.random.default_rng(index)
+    rng = np.random.default_rng(seed + index)
     margin = 1.3 * size
     centre = (rng.uniform(margin, width - margin), rng.uniform(margin, height - margin))
-    canvas = _background(BACKGROUNDS[index % len(BACKGROUNDS)], (width, height), bool(index % 2))
+    background = backgrounds[index % len(backgrounds)]
+    canvas = _background(background, (width, height), bool(index % 2))
     angle = {"tilt+30": 30.0, "tilt-30": -30.0}.get(variant, 0.0)
     box = _place(canvas, cut, size, angle, variant == "flip", centre)
     name = f"{source}-{size}px-{variant}"
     return Scene(name, _finish(canvas, variant), (Face(box, source, size, variant),))
 
 
-def _crowd(index: int, size: int) -> Scene:
-    """A large photo with eight small LFW faces on a grid, every other one mirrored."""
+def _crowd(
+    index: int,
+    size: int,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
+    seed: int = 0,
+    first_face: int = 0,
+) -> Scene:
+    """A large photo with eight small LFW faces on a grid, every other one mirrored.
+
+    The faces are LFW's ``first_face + 8 * index`` and the seven after it.
+    """
     width, height = LARGE
-    canvas = _background(BACKGROUNDS[(index + 3) % len(BACKGROUNDS)], (width, height))
-    rng = np.random.default_rng(1000 + index)
+    canvas = _background(backgrounds[(index + 3) % len(backgrounds)], (width, height))
+    rng = np.random.default_rng(seed + 1000 + index)
     faces = []
     for k in range(_LFW_PER_SCENE):
         col, row = k % 4, k // 4
@@ -281,7 +313,7 @@ def _crowd(index: int, size: int) -> Scene:
             (col + 0.5) * width / 4 + rng.uniform(-80, 80),
             (row + 0.5) * height / 2 + rng.uniform(-150, 150),
         )
-        face_index = index * _LFW_PER_SCENE + k
+        face_index = first_face + index * _LFW_PER_SCENE + k
         box = _place(canvas, _lfw_face(face_index), size, 0.0, bool(k % 2), centre)
         faces.append(Face(box, "lfw", size, "plain"))
     return Scene(f"lfw-{size}px-{index}", _finish(canvas, "plain"), tuple(faces))
@@ -408,9 +440,15 @@ def score(
     min_iou: float = MIN_IOU,
 ) -> Score:
     """Run ``detect`` on every scene and score it (see the module docstring)."""
+    return score_found(scenes, [detect(scene.pixels) for scene in scenes], min_iou)
+
+
+def score_found(
+    scenes: Sequence[Scene], detections: Sequence[Sequence[Box]], min_iou: float = MIN_IOU
+) -> Score:
+    """Score the boxes found in each scene (``detections[i]`` in ``scenes[i]``)."""
     result = Score()
-    for scene in scenes:
-        found = detect(scene.pixels)
+    for scene, found in zip(scenes, detections, strict=True):
         matched = match([f.box for f in scene.faces], found, min_iou)
         false_alarms = len(found) - sum(m is not None for m in matched)
         if scene.faces:

@@ -62,7 +62,7 @@ def decode(data: bytes, ref: ObjectRef, max_pixels: int) -> Picture:
     # process-wide, so refuse to run if some other code switched it on.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay off")
-    Image.init()  # registers the WebP and TIFF openers (idempotent)
+    _load_plugins()
     try:
         # Image.open reads only the header; Pillow's own bomb check runs here
         # with its global limit, which we leave alone (changing it would leak
@@ -83,12 +83,13 @@ def decode(data: bytes, ref: ObjectRef, max_pixels: int) -> Picture:
         fmt = _OUTPUT_FORMAT.get(image.format or "", "png")
         try:
             image.load()  # the full decode: this is where truncation shows
-            upright = ImageOps.exif_transpose(image)
+            # In place: without, Pillow returns a copy even of an upright picture.
+            ImageOps.exif_transpose(image, in_place=True)
         except Image.DecompressionBombError as exc:
             raise ImageTooLarge(ref, str(exc)) from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise BadImage(ref, f"cannot decode: {exc}") from None
-    return Picture(pixels=_to_array(upright), format=fmt, ref=ref)
+        return Picture(pixels=_to_array(image), format=fmt, ref=ref)
 
 
 def encode(
@@ -121,6 +122,17 @@ def encode(
     return buffer.getvalue(), content_type, extension
 
 
+def _load_plugins() -> None:
+    """Register the openers of :data:`_READABLE` (and the writers of :data:`_WRITERS`).
+
+    Only those: ``Image.init()`` imports all of Pillow's 40-odd plugins, which
+    costs a cold part tens of milliseconds. Pillow calls ``init()`` itself
+    only for a format that is not registered yet. Idempotent.
+    """
+    Image.preinit()  # BMP, GIF, JPEG, PPM, PNG
+    from PIL import TiffImagePlugin, WebPImagePlugin  # noqa: F401
+
+
 def _to_array(image: Image.Image) -> npt.NDArray[np.uint8]:
     """Normalise any Pillow mode to an RGB or RGBA uint8 array."""
     mode = image.mode
@@ -129,7 +141,9 @@ def _to_array(image: Image.Image) -> npt.NDArray[np.uint8]:
     # A palette or colour-key transparency ("transparency" in info) becomes a
     # real alpha channel; converting it to RGB would make Pillow warn and drop it.
     has_alpha = "A" in mode or "transparency" in image.info
-    converted = image.convert("RGBA" if has_alpha else "RGB")
+    target = "RGBA" if has_alpha else "RGB"
+    # convert() copies even to the mode the picture has; the array is one more copy.
+    converted = image if mode == target else image.convert(target)
     return np.asarray(converted, dtype=np.uint8).copy()
 
 

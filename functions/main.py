@@ -4,10 +4,9 @@ Run one with::
 
     functions-framework --source functions/main.py --target resize --asgi --port 8081
 
-or, in one process, as ``kpipe up`` does::
+or, without loading functions-framework and Flask, as ``kpipe up`` does::
 
-    FUNCTION_SOURCE=functions/main.py FUNCTION_TARGET=resize \\
-        uvicorn functions_framework.aio:app --port 8081
+    python -m functions --target resize --port 8081
 
 Each target answers a broker's ``io.kpipe.step.requested`` delivery with an
 ``io.kpipe.step.completed`` or ``io.kpipe.step.failed`` CloudEvent (binary
@@ -21,10 +20,9 @@ request; the object store and Triton clients are then reused.
 from __future__ import annotations
 
 import os
+import sys
 
-import functions_framework.aio
-
-from functions._asgi import target
+from functions._asgi import Target, target
 from functions.catalog import default_catalog
 from functions.runtime import ProcessRuntime
 from kpipe.core.logs import configure_logging
@@ -36,5 +34,24 @@ configure_logging(os.environ.get("K_SERVICE", "functions"))
 # file once); built lazily so a cold start does no I/O before the first event.
 _RUNTIME = ProcessRuntime()
 
+
+def _registered(function: Target) -> Target:
+    """``function``, registered as an ASGI HTTP function when functions-framework loads us.
+
+    ``@functions_framework.aio.http`` tells functions-framework's Flask
+    front to hand the target to its ASGI app (``functions-framework
+    --target <part>`` without ``--asgi``). Importing functions-framework
+    imports Flask, so it is done only when functions-framework is the one
+    loading this file; ``python -m functions`` serves the same functions
+    without it.
+    """
+    if "functions_framework" not in sys.modules:
+        return function
+    import functions_framework.aio
+
+    functions_framework.aio.http(function)  # registers it by its name
+    return function
+
+
 for _name in default_catalog().names():
-    globals()[_name] = functions_framework.aio.http(target(_name, _RUNTIME))
+    globals()[_name] = _registered(target(_name, _RUNTIME))

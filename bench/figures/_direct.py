@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from eventing.contract import (
     ObjectRef,
     PipelineContext,
     StepCall,
+    StepOutput,
     StepRequest,
     pipeline_prefix,
 )
@@ -49,6 +51,7 @@ def step_request(
     output_name: str,
     params: dict[str, Any],
     run: str,
+    upstream: Mapping[str, StepOutput] | None = None,
 ) -> tuple[dict[str, str], bytes]:
     """A signed, binary-mode ``step.requested`` asking ``part`` to process ``source``.
 
@@ -59,6 +62,7 @@ def step_request(
         output_name: where the output goes, under the pipeline's prefix of ``processed``.
         params: the step's params.
         run: the run id the request claims.
+        upstream: what earlier steps of the run produced (their detections), by step id.
     """
     request = StepRequest(
         source=source,
@@ -66,6 +70,7 @@ def step_request(
         calls=(StepCall("s0", part, params),),
         output=ObjectRef(OUTPUT_BUCKET, pipeline_prefix(PIPELINE) + output_name),
         final=True,
+        upstream=dict(upstream or {}),
     )
     context = PipelineContext(PIPELINE, 1, run, "s0", part)
     event = Event(EventType.STEP_REQUESTED, "/bench", request.to_data(), context)

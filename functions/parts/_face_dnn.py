@@ -26,10 +26,13 @@ if TYPE_CHECKING:
 MODEL = "face_detection"
 INPUT = "image"
 OUTPUTS = ["heatmap", "scale", "offset", "landmarks"]
-# Tiles per request: on the CPU each 640 x 640 tile costs about 50 MB of
-# activations and batching gains nothing, so a request holds two; a GPU
-# Triton's dynamic batcher merges up to four requests (max_batch_size 8).
-MAX_BATCH = 2
+# Tiles per request: one. On the CPU batching gains nothing (each 640 x 640
+# tile costs about 50 MB of activations), and the part holds every request's
+# tensor about three times while it is sent (the array, its bytes, the body):
+# two tiles a request took a fused resize -> detect_faces -> blur of two 1080p
+# photos at once to 219 MB, one tile to 195 MB. A GPU Triton's dynamic batcher
+# merges concurrent requests (max_batch_size 8).
+MAX_BATCH = 1
 # CenterFace's own NMS overlap.
 _IOU = 0.3
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 
@@ -231,3 +233,25 @@ def test_encode_refuses_unknown_format(cat: npt.NDArray[np.uint8]) -> None:
 def test_png_round_trip_is_exact(pixels: npt.NDArray[np.uint8]) -> None:
     data, _, _ = encode(Picture(pixels, "png"))
     assert np.array_equal(decode(data, REF, LIMIT).pixels, pixels)
+
+
+def test_decoding_and_encoding_load_only_the_plugins_of_the_formats_used() -> None:
+    # A fresh interpreter: Image.init() (every Pillow plugin) costs a cold part tens of ms.
+    code = (
+        "import io, sys\n"
+        "import numpy as np\n"
+        "from PIL import Image, TiffImagePlugin\n"
+        "from eventing.contract import ObjectRef\n"
+        "from functions.images import decode, encode\n"
+        "out = io.BytesIO()\n"
+        "Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(out, format='TIFF')\n"
+        "picture = decode(out.getvalue(), ObjectRef('b', 'k.tif'), 100)\n"
+        "for fmt in ('jpeg', 'png', 'webp'):\n"
+        "    encode(picture, fmt)\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.endswith('ImagePlugin'))))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    readers = {"Bmp", "Gif", "Jpeg", "Png", "Ppm", "Tiff", "WebP"}
+    assert found == sorted(f"PIL.{name}ImagePlugin" for name in readers)

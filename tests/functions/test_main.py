@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from eventing.contract import Event, EventType, ObjectRef, StepCall, StepRequest
 from eventing.http import from_http, to_http
 from functions.catalog import default_catalog
 from tests.conftest import BUCKET, OUTPUT_BUCKET
-from tests.functions.apps import MAIN, part_client
+from tests.functions.apps import MAIN, part_client, wait_for_health
 from tests.functions.conftest import CONTEXT, PARTS_KEY, PIPELINE, ROUTER_KEY, RUN
 
 OUT = run_prefix(PIPELINE, RUN)
@@ -133,7 +130,10 @@ def test_a_misconfigured_part_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.slow
-def test_functions_framework_cli_serves_a_target(free_port: Callable[[], int]) -> None:
+@pytest.mark.parametrize("flags", [["--asgi"], []], ids=["asgi", "flask-front"])
+def test_functions_framework_cli_serves_a_target(
+    free_port: Callable[[], int], flags: list[str]
+) -> None:
     port = free_port()
     command = [
         sys.executable,
@@ -143,7 +143,7 @@ def test_functions_framework_cli_serves_a_target(free_port: Callable[[], int]) -
         MAIN,
         "--target",
         "detect_faces",
-        "--asgi",
+        *flags,
         "--port",
         str(port),
         "--host",
@@ -153,17 +153,7 @@ def test_functions_framework_cli_serves_a_target(free_port: Callable[[], int]) -
         command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as answer:
-                    health = json.load(answer)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        assert health == {"function": "detect_faces", "ready": True}
+        assert wait_for_health(port, process) == {"function": "detect_faces", "ready": True}
     finally:
         process.terminate()
         process.wait(timeout=10)

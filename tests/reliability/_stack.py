@@ -86,6 +86,6 @@ def part_group(stack: Stack, name: str) -> int:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv]
-        if "functions_framework.aio:app" in words and port in words:
+        if words[1:4] == ["-m", "functions", "--target"] and port in words:
             return os.getpgid(int(proc.name))
     raise AssertionError(f"no process serves part {name} on port {port}")
