@@ -1,0 +1,128 @@
+"""The model repository the local CPU Triton serves, rendered from ``triton/models``.
+
+Each ``config.pbtxt`` of the cluster's repository keeps its name, tensors,
+dtypes and ``max_batch_size``; the rendered copy swaps the
+``onnxruntime_onnx`` platform (which the bundled tritonserver lacks) for
+the python backend running :mod:`kpipe.local.triton._python_model`, asks
+for CPU instances, and carries the onnxruntime settings in its
+``parameters``, so ``GET /v2/models/<name>/config`` shows what runs.
+
+What suits a CPU (measured on a 2-core machine, see ``triton/README.md``):
+
+- one instance per model: a second one is a second stub process and
+  session, and two cores are already busy with one request;
+- no dynamic batching: on the CPU a batch of N costs more than N requests
+  and holds N requests' activations at once (8 clients against 1: 0.49x
+  with the batcher, about 1x without it); a part that sends several items
+  in one request (tiles, text lines) still gets them run as one batch;
+- onnxruntime's arena off and memory pattern on: one block per run, planned
+  for its shape and returned after it, instead of an arena that keeps the
+  largest request's memory for good.
+
+Example:
+    >>> from pathlib import Path
+    >>> from kpipe.local.triton.repository import read_model_config
+    >>> spec = read_model_config(Path("triton/models/text_detection/config.pbtxt"))
+    >>> text = render_config(spec, Path("/m/1/model.onnx"), CpuSettings(intra_op_threads=2))
+    >>> 'backend: "python"' in text and "dynamic_batching" not in text
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kpipe.local.triton.repository import ModelSpec
+
+PYTHON_MODEL = Path(__file__).with_name("_python_model.py")
+
+
+def default_threads() -> int:
+    """Threads of one request: every core, up to 4 (the parts and the broker need some too)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class CpuSettings:
+    """How the local Triton runs each model on the CPU."""
+
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    instances: int = 1
+    dynamic_batching: bool = False
+    cpu_mem_arena: bool = False
+    mem_pattern: bool = True
+    spinning: bool = False
+
+    def parameters(self, onnx_file: Path) -> dict[str, str]:
+        """The ``parameters`` of a rendered config (what :mod:`._python_model` reads)."""
+
+        def switch(on: bool) -> str:
+            return "on" if on else "off"
+
+        return {
+            "onnx_file": str(onnx_file.resolve()),
+            "intra_op_threads": str(self.intra_op_threads),
+            "inter_op_threads": str(self.inter_op_threads),
+            "cpu_mem_arena": switch(self.cpu_mem_arena),
+            "mem_pattern": switch(self.mem_pattern),
+            "spinning": switch(self.spinning),
+        }
+
+
+def render_config(spec: ModelSpec, onnx_file: Path, settings: CpuSettings) -> str:
+    """The ``config.pbtxt`` the CPU Triton serves for one model of the repository.
+
+    Args:
+        spec: the model as the repository's config describes it.
+        onnx_file: the file the session runs.
+        settings: how to run it on the CPU.
+
+    Returns:
+        The config in protobuf text format: the original message with the
+        python backend, CPU instances, the batching ``settings`` choose and
+        the session's parameters.
+    """
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    message = pb.ModelConfig()
+    text_format.Parse((spec.directory / "config.pbtxt").read_text(encoding="utf-8"), message)
+    message.name = spec.name
+    message.ClearField("platform")
+    message.ClearField("default_model_filename")
+    message.backend = "python"
+    del message.instance_group[:]
+    message.instance_group.add(count=settings.instances, kind=pb.ModelInstanceGroup.KIND_CPU)
+    if not settings.dynamic_batching:
+        message.ClearField("dynamic_batching")
+    for key, value in settings.parameters(onnx_file).items():
+        message.parameters[key].string_value = value
+    return str(text_format.MessageToString(message))
+
+
+def render_repository(
+    models: list[tuple[ModelSpec, Path]], target: Path, settings: CpuSettings
+) -> Path:
+    """Write the served repository: ``<model>/config.pbtxt`` and ``<model>/1/model.py``.
+
+    Args:
+        models: each model's spec and its ONNX file (see
+            :func:`kpipe.local.triton.server.servable_models`).
+        target: an empty or missing directory.
+        settings: how to run the models on the CPU.
+
+    Returns:
+        ``target``.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for spec, onnx_file in models:
+        version = target / spec.name / "1"
+        version.mkdir(parents=True)
+        (target / spec.name / "config.pbtxt").write_text(
+            render_config(spec, onnx_file, settings), encoding="utf-8"
+        )
+        (version / "model.py").symlink_to(PYTHON_MODEL)
+    return target
