@@ -82,6 +82,14 @@ def test_runs_tritonserver_and_one_stub_per_model(local_triton: LocalTriton) -> 
 
 @pytest.mark.slow
 @pytest.mark.triton
+def test_the_launcher_loads_no_runtime_and_no_parser(local_triton: LocalTriton) -> None:
+    maps = Path(f"/proc/{local_triton.process.pid}/maps").read_text()
+    for library in ("onnxruntime", "numpy", "protobuf", "grpc", "pydantic_core"):
+        assert library not in maps
+
+
+@pytest.mark.slow
+@pytest.mark.triton
 def test_memory_counts_every_process_once(local_triton: LocalTriton) -> None:
     rows = triton_memory(local_triton.process.pid)
     assert {r.role for r in rows} >= {"launcher", "tritonserver", "stub:face_detection"}
@@ -120,6 +128,14 @@ def test_skips_model_without_file_and_stops_on_sigterm(tmp_path: Path) -> None:
     log = (tmp_path / "triton.log").read_text()
     assert "model yolov8n skipped" in log
     assert "Triton stopped" in log
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+def test_a_repository_that_cannot_be_rendered_stops_the_launcher(tmp_path: Path) -> None:
+    server = start_triton(tmp_path / "missing", tmp_path / "triton.log")
+    assert server.process.wait(60) != 0
+    assert "rendering the model repository failed" in (tmp_path / "triton.log").read_text()
 
 
 def test_stubs_find_this_libpython_and_this_environment() -> None:

@@ -30,11 +30,17 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kpipe.local.triton.repository import ModelSpec
+import click
+
+from kpipe.local.config import MODEL_REPOSITORY
+from kpipe.local.triton.repository import ModelSpec, read_repository
+
+log = logging.getLogger("kpipe.local.triton.rendering")
 
 PYTHON_MODEL = Path(__file__).with_name("_python_model.py")
 
@@ -70,6 +76,31 @@ class CpuSettings:
             "mem_pattern": switch(self.mem_pattern),
             "spinning": switch(self.spinning),
         }
+
+
+def servable_models(repository: Path) -> list[tuple[ModelSpec, Path]]:
+    """The models of ``repository`` the CPU Triton can serve, each with its ONNX file.
+
+    Models without their file, or of a platform other than ONNX, are logged
+    and skipped: the part that needs one then fails fast with ModelNotReady.
+    """
+    servable = []
+    for spec in read_repository(repository):
+        model_file = spec.model_file
+        if spec.platform != "onnxruntime_onnx":
+            log.warning(
+                "model %s skipped: platform %r not served locally", spec.name, spec.platform
+            )
+        elif model_file is None:
+            log.warning(
+                "model %s skipped: no %s in a version directory of %s",
+                spec.name,
+                spec.model_filename,
+                spec.directory,
+            )
+        else:
+            servable.append((spec, model_file))
+    return servable
 
 
 def render_config(spec: ModelSpec, onnx_file: Path, settings: CpuSettings) -> str:
@@ -110,7 +141,7 @@ def render_repository(
 
     Args:
         models: each model's spec and its ONNX file (see
-            :func:`kpipe.local.triton.server.servable_models`).
+            :func:`servable_models`).
         target: an empty or missing directory.
         settings: how to run the models on the CPU.
 
@@ -126,3 +157,50 @@ def render_repository(
         )
         (version / "model.py").symlink_to(PYTHON_MODEL)
     return target
+
+
+@click.command()
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--model-repository",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=MODEL_REPOSITORY,
+    envvar="KPIPE_TRITON_MODELS",
+    show_default=True,
+    help="Triton model repository (<model>/config.pbtxt, <model>/1/model.onnx).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=default_threads(),
+    envvar="KPIPE_TRITON_THREADS",
+    show_default="every core, up to 4",
+    help="onnxruntime threads of one request (each model has its own pool).",
+)
+@click.option(
+    "--dynamic-batching/--no-dynamic-batching",
+    default=False,
+    envvar="KPIPE_TRITON_DYNAMIC_BATCHING",
+    show_default=True,
+    help="Keep the configs' dynamic batchers (on a CPU a merged batch runs slower).",
+)
+@click.option("--log-level", default="INFO", envvar="KPIPE_LOG_LEVEL", show_default=True)
+def main(
+    target: Path, model_repository: Path, threads: int, dynamic_batching: bool, log_level: str
+) -> None:
+    """Render the servable models of a Triton model repository for the CPU Triton into TARGET."""
+    from kpipe.core.logs import configure_logging
+
+    configure_logging("triton", log_level)
+    settings = CpuSettings(intra_op_threads=threads, dynamic_batching=dynamic_batching)
+    models = servable_models(model_repository)
+    render_repository(models, target, settings)
+    log.info(
+        "rendered %s for the CPU (%s)",
+        ", ".join(s.name for s, _ in models) or "no models",
+        settings,
+    )
+
+
+if __name__ == "__main__":
+    main()

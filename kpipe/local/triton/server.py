@@ -2,12 +2,13 @@
 
 In the cluster a GPU Triton reads ``triton/models`` with its onnxruntime
 backend. The tritonserver that ``nvidia-pytriton`` bundles has only the python
-backend, so this launcher renders, for each model whose ONNX file is present,
-a python-backend model with the same name, tensors, dtypes and batch size
-whose stub runs the file with onnxruntime (see
+backend, so this launcher has a child render, for each model whose ONNX file
+is present, a python-backend model with the same name, tensors, dtypes and
+batch size whose stub runs the file with onnxruntime (see
 :mod:`kpipe.local.triton.rendering`), and runs the bundled tritonserver on
-it (:mod:`kpipe.local.triton.bundled`). The processes are this launcher,
-``tritonserver`` and one stub per model, each holding its own session.
+it (:mod:`kpipe.local.triton.bundled`). The processes are this launcher
+(which imports little: it only waits), ``tritonserver`` and one stub per
+model, each holding its own session.
 Clients see the real Triton HTTP/gRPC API (KServe v2); readiness is
 ``GET /v2/health/ready`` and, per model, ``GET /v2/models/<name>/ready``.
 
@@ -21,63 +22,57 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from kpipe.local.config import MODEL_REPOSITORY
 from kpipe.local.triton.bundled import bundled_triton, server_arguments, server_environment
-from kpipe.local.triton.rendering import CpuSettings, default_threads, render_repository
-from kpipe.local.triton.repository import ModelSpec, read_repository
 
 log = logging.getLogger("kpipe.local.triton.server")
 
 
-def servable_models(repository: Path) -> list[tuple[ModelSpec, Path]]:
-    """The models of ``repository`` this launcher can serve, each with its ONNX file.
-
-    Models without their file, or of a platform other than ONNX, are logged
-    and skipped: the part that needs one then fails fast with ModelNotReady.
-    """
-    servable = []
-    for spec in read_repository(repository):
-        model_file = spec.model_file
-        if spec.platform != "onnxruntime_onnx":
-            log.warning(
-                "model %s skipped: platform %r not served locally", spec.name, spec.platform
-            )
-        elif model_file is None:
-            log.warning(
-                "model %s skipped: no %s in a version directory of %s",
-                spec.name,
-                spec.model_filename,
-                spec.directory,
-            )
-        else:
-            servable.append((spec, model_file))
-    return servable
-
-
 def serve(
-    repository: Path,
-    settings: CpuSettings,
+    render_options: list[str],
     *,
     host: str,
     http_port: int,
     grpc_port: int,
     metrics_port: int,
+    log_level: str = "INFO",
 ) -> int:
-    """Serve every servable model of ``repository`` until SIGTERM or SIGINT.
+    """Render the repository, then serve it until SIGTERM or SIGINT.
+
+    Args:
+        render_options: options of ``python -m kpipe.local.triton.rendering``
+            (the repository, threads, batching).
 
     Returns:
-        tritonserver's exit status: 0 after a stop that this process was asked for.
+        tritonserver's exit status (0 after a stop this process was asked
+        for), or the renderer's when it failed.
     """
-    models = servable_models(repository)
     triton = bundled_triton()
     with tempfile.TemporaryDirectory(prefix="kpipe-triton-") as workspace:
-        served = render_repository(models, Path(workspace) / "models", settings)
+        served = Path(workspace) / "models"
+        # The renderer reads the configs with protobuf, numpy and the stack's
+        # settings (pydantic); in a child of its own, none of that stays in
+        # this process, which only waits for tritonserver.
+        rendered = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kpipe.local.triton.rendering",
+                f"--log-level={log_level}",
+                *render_options,
+                str(served),
+            ],
+            check=False,
+        )
+        if rendered.returncode != 0:
+            log.error("rendering the model repository failed (exit status %d)", rendered.returncode)
+            return rendered.returncode
         command = [
             str(triton.server),
             *server_arguments(
@@ -98,13 +93,7 @@ def serve(
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        log.info(
-            "Triton serving %s on http://%s:%d (%s)",
-            ", ".join(s.name for s, _ in models) or "no models",
-            host,
-            http_port,
-            settings,
-        )
+        log.info("Triton starting on http://%s:%d", host, http_port)
         code = process.wait()
     if code == 0:
         log.info("Triton stopped")
@@ -113,15 +102,7 @@ def serve(
     return code
 
 
-@click.command()
-@click.option(
-    "--model-repository",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=MODEL_REPOSITORY,
-    envvar="KPIPE_TRITON_MODELS",
-    show_default=True,
-    help="Triton model repository (<model>/config.pbtxt, <model>/1/model.onnx).",
-)
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -138,44 +119,31 @@ def serve(
 @click.option(
     "--metrics-port", type=int, default=8002, envvar="KPIPE_TRITON_METRICS_PORT", show_default=True
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=default_threads(),
-    envvar="KPIPE_TRITON_THREADS",
-    show_default="every core, up to 4",
-    help="onnxruntime threads of one request (each model's own pool).",
-)
-@click.option(
-    "--dynamic-batching/--no-dynamic-batching",
-    default=False,
-    envvar="KPIPE_TRITON_DYNAMIC_BATCHING",
-    show_default=True,
-    help="Keep the configs' dynamic batchers (on a CPU a merged batch runs slower).",
-)
 @click.option("--log-level", default="INFO", envvar="KPIPE_LOG_LEVEL", show_default=True)
+@click.argument("render_options", nargs=-1, type=click.UNPROCESSED)
 def main(
-    model_repository: Path,
     host: str,
     http_port: int,
     grpc_port: int,
     metrics_port: int,
-    threads: int,
-    dynamic_batching: bool,
     log_level: str,
+    render_options: tuple[str, ...],
 ) -> None:
-    """Serve the ONNX models of a Triton model repository on a local CPU Triton."""
+    """Serve the ONNX models of a Triton model repository on a local CPU Triton.
+
+    RENDER_OPTIONS go to ``python -m kpipe.local.triton.rendering`` (see its
+    --help): --model-repository, --threads, --dynamic-batching.
+    """
     from kpipe.core.logs import configure_logging
 
     configure_logging("triton", log_level)
-    settings = CpuSettings(intra_op_threads=threads, dynamic_batching=dynamic_batching)
     code = serve(
-        model_repository,
-        settings,
+        list(render_options),
         host=host,
         http_port=http_port,
         grpc_port=grpc_port,
         metrics_port=metrics_port,
+        log_level=log_level,
     )
     raise SystemExit(code)
 
