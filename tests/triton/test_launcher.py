@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import sysconfig
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+from click.testing import CliRunner
 
+from functions.inference import TritonInferenceClient
 from kpipe.local.triton.bundled import MALLOC_MMAP_THRESHOLD, bundled_triton, server_environment
-from kpipe.local.triton.memory import argv, role, tree, triton_memory
+from kpipe.local.triton.memory import argv, role, sample_peaks, tree, triton_memory
+from kpipe.local.triton.memory import main as memory_main
 from kpipe.local.triton.rendering import default_threads
 from tests.triton.conftest import MODELS
 from tests.triton.local_triton import LocalTriton, copy_configs, http_ok, start_triton
@@ -100,18 +106,71 @@ def test_memory_counts_every_process_once(local_triton: LocalTriton) -> None:
 
 @pytest.mark.slow
 @pytest.mark.triton
-def test_dynamic_batching_is_kept_on_request(triton_repository: Path, tmp_path: Path) -> None:
+def test_memory_peaks_per_role_and_of_the_tree(local_triton: LocalTriton) -> None:
+    peaks = sample_peaks(local_triton.process.pid, 0.5, every_s=0.1)
+    assert peaks.samples >= 2
+    assert set(peaks.by_role) == {"launcher", "tritonserver", *(f"stub:{m}" for m in MODELS)}
+    assert max(peaks.by_role.values()) <= peaks.tree_pss_kib <= peaks.tree_rss_kib
+    printed = CliRunner().invoke(memory_main, [str(local_triton.process.pid)]).output
+    assert "stub:face_detection" in printed
+    assert printed.splitlines()[-1].startswith("total")
+
+
+def statistics(server: LocalTriton, model: str) -> tuple[int, int]:
+    """(requests, executions) Triton counted for ``model``."""
+    url = f"http://{server.url}/v2/models/{model}/stats"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        (stats,) = json.load(response)["model_stats"]
+    return int(stats["inference_count"]), int(stats["execution_count"])
+
+
+def detect(url: str, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.generic]:
+    with TritonInferenceClient(url, timeout_s=120) as client:
+        return client.infer("text_detection", {"x": tensor}, ["sigmoid_0.tmp_0"])["sigmoid_0.tmp_0"]
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+def test_dynamic_batching_on_request_merges_requests_and_splits_the_answers(
+    triton_repository: Path, tmp_path: Path, local_triton: LocalTriton
+) -> None:
+    rng = np.random.default_rng(7)
+    tensors = [rng.uniform(-1, 1, (1, 3, 96, 96)).astype(np.float32) for _ in range(8)]
+    alone = [detect(local_triton.url, t) for t in tensors]
     server = start_triton(
         triton_repository, tmp_path / "triton.log", ["--dynamic-batching", "--threads", "1"]
     )
     try:
         server.wait_ready(["text_detection"])
         config = config_of(server, "text_detection")
+        with ThreadPoolExecutor(len(tensors)) as pool:
+            merged = list(pool.map(lambda t: detect(server.url, t), tensors))
+        requests, executions = statistics(server, "text_detection")
     finally:
         server.stop(timeout_s=20)
     assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 2000
     assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
     assert config["parameters"]["intra_op_threads"]["string_value"] == "1"
+    assert requests == len(tensors)
+    assert executions < requests
+    for got, want in zip(merged, alone, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+def test_without_a_batcher_each_request_runs_alone(local_triton: LocalTriton) -> None:
+    before = statistics(local_triton, "text_recognition")
+    lines = np.zeros((3, 3, 48, 64), np.float32)
+
+    def recognize(_: int) -> None:
+        with TritonInferenceClient(local_triton.url, timeout_s=120) as client:
+            client.infer("text_recognition", {"x": lines}, ["codepoints"])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(recognize, range(4)))
+    requests, executions = statistics(local_triton, "text_recognition")
+    assert (requests - before[0], executions - before[1]) == (12, 4)
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ shared page between its users, so the PSS of the processes adds up to what
 the tree really holds.
 
 Example:
-    $ python -m kpipe.local.triton.memory 12345
+    $ python -m kpipe.local.triton.memory 12345           # one reading
+    $ python -m kpipe.local.triton.memory 12345 --for 60  # peaks over a minute
     role                  pid    rss_mb  pss_mb  anon_mb  shmem_mb  hwm_mb
     launcher            12345      31.0    18.2     14.1       0.0    31.0
     ...
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,10 +133,62 @@ def triton_memory(root: int) -> list[ProcessMemory]:
     return [m for m in found if m is not None]
 
 
+@dataclass
+class Peaks:
+    """The largest PSS seen per role, and of the whole tree at one sample, in KiB."""
+
+    by_role: dict[str, int]
+    tree_pss_kib: int = 0
+    tree_rss_kib: int = 0
+    samples: int = 0
+
+    def add(self, rows: list[ProcessMemory]) -> None:
+        """Count one sample of :func:`triton_memory`."""
+        totals: dict[str, int] = {}
+        for m in rows:
+            totals[m.role] = totals.get(m.role, 0) + m.pss_kib
+        for name, kib in totals.items():
+            self.by_role[name] = max(self.by_role.get(name, 0), kib)
+        self.tree_pss_kib = max(self.tree_pss_kib, sum(m.pss_kib for m in rows))
+        self.tree_rss_kib = max(self.tree_rss_kib, sum(m.rss_kib for m in rows))
+        self.samples += 1
+
+
+def sample_peaks(root: int, seconds: float, every_s: float = 0.2) -> Peaks:
+    """Sample the tree under ``root`` for ``seconds`` (or until it exits); the peaks seen."""
+    peaks = Peaks(by_role={})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (rows := triton_memory(root)):
+        peaks.add(rows)
+        time.sleep(every_s)
+    return peaks
+
+
+def _mb(kib: int) -> str:
+    return f"{kib / 1024:.1f}"
+
+
 @click.command()
 @click.argument("pid", type=int)
-def main(pid: int) -> None:
+@click.option(
+    "--for",
+    "seconds",
+    type=float,
+    default=0.0,
+    help="Sample this long (every 0.2 s) and print the peaks instead of one reading.",
+)
+def main(pid: int, seconds: float) -> None:
     """Print the memory of the local Triton launcher PID and of each process below it."""
+    if seconds > 0:
+        peaks = sample_peaks(pid, seconds)
+        click.echo(f"{'role':<24}{'peak_pss_mb':>12}")
+        for name, kib in sorted(peaks.by_role.items()):
+            click.echo(f"{name:<24}{_mb(kib):>12}")
+        click.echo(
+            f"tree peak: PSS {_mb(peaks.tree_pss_kib)} MB, sum of RSS "
+            f"{_mb(peaks.tree_rss_kib)} MB ({peaks.samples} samples)"
+        )
+        return
     rows = triton_memory(pid)
     click.echo(
         f"{'role':<24}{'pid':>8}{'rss_mb':>9}{'pss_mb':>9}{'anon_mb':>9}{'shmem_mb':>10}"
