@@ -58,7 +58,8 @@ def test_runs_each_model_on_one_cpu_instance_without_a_batcher(
         "onnx_file": parameters["onnx_file"],
         "intra_op_threads": str(default_threads()),
         "inter_op_threads": "1",
-        "cpu_mem_arena": "off",
+        "cpu_mem_arena": "on",
+        "shrink_arena": "on",
         "mem_pattern": "on",
         "spinning": "off",
     }

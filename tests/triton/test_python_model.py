@@ -47,7 +47,9 @@ def config(path: Path, settings: CpuSettings, max_batch_size: int = 8) -> dict[s
     }
 
 
-@pytest.fixture(params=[CpuSettings(), CpuSettings(cpu_mem_arena=True, mem_pattern=False)])
+@pytest.fixture(
+    params=[CpuSettings(), CpuSettings(cpu_mem_arena=False, shrink_arena=False, mem_pattern=False)]
+)
 def model(request: pytest.FixtureRequest, tmp_path: Path) -> OnnxModel:
     return OnnxModel(config(tmp_path / "model.onnx", request.param))
 
@@ -77,7 +79,7 @@ def test_session_takes_the_rendered_threads(tmp_path: Path) -> None:
     options = model.session.get_session_options()
     assert options.intra_op_num_threads == 2
     assert options.inter_op_num_threads == 1
-    assert not options.enable_cpu_mem_arena
+    assert options.enable_cpu_mem_arena
     assert options.enable_mem_pattern
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 

@@ -66,13 +66,14 @@ def test_the_repository_configs_keep_their_batchers_for_the_gpu() -> None:
 
 
 def test_carries_the_session_settings() -> None:
-    settings = CpuSettings(intra_op_threads=3, cpu_mem_arena=True, mem_pattern=False)
+    settings = CpuSettings(intra_op_threads=3, cpu_mem_arena=False, mem_pattern=False)
     parameters = {k: v.string_value for k, v in rendered("yolov8n", settings).parameters.items()}
     assert parameters == {
         "onnx_file": str(ONNX),
         "intra_op_threads": "3",
         "inter_op_threads": "1",
-        "cpu_mem_arena": "on",
+        "cpu_mem_arena": "off",
+        "shrink_arena": "on",
         "mem_pattern": "off",
         "spinning": "off",
     }

@@ -18,7 +18,10 @@ Parameters (all strings, as Triton's config gives them):
 
 - ``onnx_file``: the model file's absolute path;
 - ``intra_op_threads``, ``inter_op_threads``: onnxruntime's thread pools;
-- ``cpu_mem_arena``, ``mem_pattern``, ``spinning``: ``"on"`` or ``"off"``.
+- ``cpu_mem_arena``, ``shrink_arena``, ``mem_pattern``, ``spinning``: ``"on"``
+  or ``"off"``; ``shrink_arena`` gives the arena's free chunks back after
+  every run, so the arena makes allocation cheap without keeping the
+  largest request's memory.
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ class OnnxModel:
         self.session = ort.InferenceSession(
             parameters["onnx_file"], sess_options=options, providers=["CPUExecutionProvider"]
         )
+        self.run_options = ort.RunOptions()
+        if _switch(parameters, "shrink_arena"):
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.input_names = [t["name"] for t in config["input"]]
         self.output_names = [t["name"] for t in config["output"]]
         self.batching = int(config.get("max_batch_size", 0)) > 0
@@ -86,7 +92,7 @@ class OnnxModel:
         return [{n: split[n][i] for n in self.output_names} for i in range(len(requests))]
 
     def _run(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Arrays:
-        results = self.session.run(self.output_names, dict(inputs))
+        results = self.session.run(self.output_names, dict(inputs), self.run_options)
         return dict(zip(self.output_names, results, strict=True))
 
 
