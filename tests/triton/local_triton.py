@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "triton" / "models"
-# Each model loads in its own python-backend stub, one after the other: on a
-# busy 2-core machine four models take minutes.
+# The four models load in parallel, each in its own python-backend stub, in a
+# few seconds; a busy 2-core machine that also runs other tests takes longer.
 START_TIMEOUT_S = 300.0
 
 
@@ -71,8 +71,11 @@ class LocalTriton:
         return self.process.returncode
 
 
-def start_triton(repository: Path, log: Path) -> LocalTriton:
-    """Start ``python -m kpipe.local.triton.server`` on free ports (not waiting for it)."""
+def start_triton(repository: Path, log: Path, options: list[str] | None = None) -> LocalTriton:
+    """Start ``python -m kpipe.local.triton.server`` on free ports (not waiting for it).
+
+    ``options`` go on its command line after the ports.
+    """
     http_port = free_port()
     command = [
         sys.executable,
@@ -86,6 +89,7 @@ def start_triton(repository: Path, log: Path) -> LocalTriton:
         str(free_port()),
         "--metrics-port",
         str(free_port()),
+        *(options or []),
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
