@@ -11,6 +11,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from kpipe.local.s3.server import S3Server
 from tests.kpipe.local.s3.conftest import MIB, NOTIFIED, QUIET
 
 pytestmark = pytest.mark.slow
@@ -63,3 +64,22 @@ def test_a_refused_upload_is_not_notified(s3: Any, notified: Callable[[], list[s
     with pytest.raises(ClientError, match="PreconditionFailed"):
         s3.put_object(Bucket=NOTIFIED, Key="k.jpg", Body=b"2", IfNoneMatch="*")
     assert notified() == ["k.jpg"]
+
+
+def test_a_completion_retried_after_a_503_is_notified(
+    store: S3Server, s3: Any, notified: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rclone completes the upload, the front fails to queue its notification and
+    # answers 503; boto3 retries, and rclone alone would say NoSuchUpload.
+    make = store.front._durable.make
+    failures = [OSError("the disk hiccuped")]
+
+    def failing_once(*args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        make(*args)
+
+    monkeypatch.setattr(store.front._durable, "make", failing_once)
+    _multipart(s3)
+    assert failures == []
+    assert notified() == ["new.jpg"]
