@@ -19,6 +19,7 @@ from eventing.notifications import Origin, notification_for
 from eventing.objectstore import minio_client
 from kpipe.core.settings import ObjectStoreSettings
 from kpipe.local.s3._conditions import Current
+from kpipe.local.s3._errors import S3Refusal
 from kpipe.local.s3._notify import WebhookNotifier
 from kpipe.local.s3._rclone import fsync_object
 from kpipe.local.s3._request import Creation
@@ -98,6 +99,32 @@ class Durability:
     def has_prefix(self, bucket: str, prefix: str) -> bool:
         """Whether any object's key starts with ``prefix``."""
         return any(True for _ in self._client.list_objects(bucket, prefix=prefix, recursive=True))
+
+    def check_path(self, bucket: str, key: str) -> None:
+        """Refuse a key that is a folder on disk, or under a key that is a file.
+
+        rclone keeps objects as files, so ``a`` and ``a/b`` cannot both be; it
+        answers 500 and then lists the folder as a file until it restarts.
+
+        Raises:
+            S3Refusal: MinIO's codes for the two cases.
+        """
+        path = self._backend.object_path(bucket, key)
+        if path.is_dir():
+            raise S3Refusal(
+                409, "XMinioObjectExistsAsDirectory", "Object name already exists as a directory."
+            )
+        root = self._backend.object_path(bucket, "")
+        for parent in path.parents:
+            if parent == root or root not in parent.parents:
+                return
+            if parent.is_file():
+                raise S3Refusal(
+                    400,
+                    "XMinioParentIsObject",
+                    "Object-prefix is already an object, "
+                    "please choose a different object-prefix name.",
+                )
 
     def make(self, target: Creation, scope: Any, headers: dict[str, str]) -> None:
         """fsync the new object and queue its notification."""

@@ -170,6 +170,8 @@ class S3Front:
             self._verify(call)
             await _respond(send, *await self._upload_part_copy(call, receive))
             return
+        if call.key and (call.creation() is not None or "uploads" in call.params):
+            self._durable.check_path(call.bucket, call.key)
         target = self._notified(call.creation())
         if target is not None and target.event_name.endswith("CompleteMultipartUpload"):
             pending = self._pending.get(call.params["uploadId"])
@@ -366,6 +368,7 @@ class S3Front:
             key = form.key
             if not key or key.endswith("/"):
                 raise S3Refusal(400, "InvalidArgument", "the form's key is empty or a folder")
+            self._durable.check_path(call.bucket, key)
             async with self._lock(call.bucket, key):
                 status, out, body = await self._store(call.bucket, key, form)
                 if status != 200:

@@ -116,3 +116,21 @@ def test_the_answer_has_one_date_header(store: Any, s3: Any) -> None:
     answer = httpx.get(url)
     assert answer.status_code == 200
     assert len(answer.headers.get_list("date")) == 1
+
+
+def test_a_key_that_is_a_folder_is_refused_and_hides_nothing(s3: Any) -> None:
+    s3.put_object(Bucket=NOTIFIED, Key="a/b.jpg", Body=b"b")
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=NOTIFIED, Key="a", Body=b"a")
+    assert _status(refused) == 409
+    assert refused.value.response["Error"]["Code"] == "XMinioObjectExistsAsDirectory"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=NOTIFIED)["Contents"]] == ["a/b.jpg"]
+
+
+def test_a_key_under_a_file_is_refused_and_hides_nothing(s3: Any) -> None:
+    s3.put_object(Bucket=NOTIFIED, Key="f.jpg", Body=b"f")
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=NOTIFIED, Key="f.jpg/g.jpg", Body=b"g")
+    assert _status(refused) == 400
+    assert refused.value.response["Error"]["Code"] == "XMinioParentIsObject"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=NOTIFIED)["Contents"]] == ["f.jpg"]
