@@ -118,19 +118,20 @@ def test_the_answer_has_one_date_header(store: Any, s3: Any) -> None:
     assert len(answer.headers.get_list("date")) == 1
 
 
-def test_a_key_that_is_a_folder_is_refused_and_hides_nothing(s3: Any) -> None:
-    s3.put_object(Bucket=NOTIFIED, Key="a/b.jpg", Body=b"b")
+@pytest.mark.parametrize(
+    ("there", "refused_key", "status", "code"),
+    [
+        ("a/b.jpg", "a", 409, "XMinioObjectExistsAsDirectory"),
+        ("f.jpg", "f.jpg/g.jpg", 400, "XMinioParentIsObject"),
+    ],
+)
+def test_a_key_that_cannot_be_a_file_is_refused_and_hides_nothing(
+    s3: Any, there: str, refused_key: str, status: int, code: str
+) -> None:
+    # Objects are files: "a" cannot be a file beside "a/b.jpg", nor "f.jpg/g.jpg" under a file.
+    s3.put_object(Bucket=NOTIFIED, Key=there, Body=b"there")
     with pytest.raises(ClientError) as refused:
-        s3.put_object(Bucket=NOTIFIED, Key="a", Body=b"a")
-    assert _status(refused) == 409
-    assert refused.value.response["Error"]["Code"] == "XMinioObjectExistsAsDirectory"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=NOTIFIED)["Contents"]] == ["a/b.jpg"]
-
-
-def test_a_key_under_a_file_is_refused_and_hides_nothing(s3: Any) -> None:
-    s3.put_object(Bucket=NOTIFIED, Key="f.jpg", Body=b"f")
-    with pytest.raises(ClientError) as refused:
-        s3.put_object(Bucket=NOTIFIED, Key="f.jpg/g.jpg", Body=b"g")
-    assert _status(refused) == 400
-    assert refused.value.response["Error"]["Code"] == "XMinioParentIsObject"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=NOTIFIED)["Contents"]] == ["f.jpg"]
+        s3.put_object(Bucket=NOTIFIED, Key=refused_key, Body=b"x")
+    assert _status(refused) == status
+    assert refused.value.response["Error"]["Code"] == code
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=NOTIFIED)["Contents"]] == [there]
