@@ -251,7 +251,10 @@ def _check(condition: Any, values: Mapping[str, str], size: int) -> set[str]:
     else:
         raise _malformed(f"a policy condition is malformed: {condition!r}")
     if op == "content-length-range":
-        low, high = int(name), int(expected)
+        try:
+            low, high = int(name), int(expected)
+        except (TypeError, ValueError):
+            raise _malformed(f"a policy condition is malformed: {condition!r}") from None
         if size > high:
             raise S3Refusal(400, "EntityTooLarge", "Your proposed upload exceeds the maximum size.")
         if size < low:

@@ -33,6 +33,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import aiohttp
+from minio.error import S3Error
 from yarl import URL
 
 from eventing.notifications import Origin
@@ -157,6 +158,13 @@ class S3Front:
                 # Its body may be unread (or never sent, after Expect: 100-continue).
                 out = [*out, (b"connection", b"close")]
             await _respond(send, status, out, body)
+        except S3Error as exc:  # rclone's answer to one of the front's own requests
+            code = exc.response.status if exc.response is not None else 503
+            status = code if 400 <= code < 500 else 503
+            await _respond(send, *s3_error(status, exc.code or "ServiceUnavailable", exc.message))
+        except aiohttp.ClientError as exc:
+            log.warning("object store backend failed on %s %s: %s", call.method, call.raw_path, exc)
+            await _respond(send, *s3_error(503, "ServiceUnavailable", "storage backend failed"))
 
     async def _dispatch(self, call: S3Call, scope: Scope, receive: Receive, send: Send) -> None:
         if call.is_post_object:

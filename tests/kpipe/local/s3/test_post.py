@@ -113,3 +113,25 @@ def test_a_malformed_form_is_a_400(store: S3Server, body: bytes) -> None:
     )
     assert answer.status_code == 400
     assert b"<Error>" in answer.content
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        [["content-length-range", "one", "ten"]],
+        [["nonsense", "$key", "x"]],
+        ["not a condition"],
+    ],
+)
+def test_a_malformed_policy_is_a_400(signer: Any, conditions: list[Any]) -> None:
+    form = signer.generate_presigned_post(NOTIFIED, "k.jpg", Conditions=conditions)
+    answer = _post(form)
+    assert answer.status_code == 400
+    assert b"<Code>MalformedPOSTRequest</Code>" in answer.content
+
+
+def test_a_form_to_a_missing_bucket_is_a_404(signer: Any) -> None:
+    form = signer.generate_presigned_post("no-such-bucket", "k.jpg")
+    answer = _post(form)
+    assert answer.status_code == 404
+    assert b"<Code>NoSuchBucket</Code>" in answer.content
