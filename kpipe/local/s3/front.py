@@ -161,7 +161,12 @@ class S3Front:
         except S3Error as exc:  # rclone's answer to one of the front's own requests
             code = exc.response.status if exc.response is not None else 503
             status = code if 400 <= code < 500 else 503
-            await _respond(send, *s3_error(status, exc.code or "ServiceUnavailable", exc.message))
+            await _respond(
+                send,
+                *s3_error(
+                    status, exc.code or "ServiceUnavailable", exc.message or "the store refused"
+                ),
+            )
         except aiohttp.ClientError as exc:
             log.warning("object store backend failed on %s %s: %s", call.method, call.raw_path, exc)
             await _respond(send, *s3_error(503, "ServiceUnavailable", "storage backend failed"))

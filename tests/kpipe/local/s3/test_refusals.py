@@ -35,22 +35,14 @@ def test_a_bad_request_is_a_4xx_with_an_error_body(
     assert b"<Error>" in answer.content
 
 
-def test_a_copy_range_past_the_source_is_416(s3: Any) -> None:
+@pytest.mark.parametrize(
+    ("source", "copy_range", "code"),
+    [("src", "bytes=5-99", "InvalidRange"), ("missing", "bytes=0-1", "NoSuchKey")],
+)
+def test_a_part_copy_that_cannot_be_done_is_refused(
+    s3: Any, source: str, copy_range: str, code: str
+) -> None:
     s3.put_object(Bucket=QUIET, Key="src", Body=b"0123456789")
-    upload = s3.create_multipart_upload(Bucket=QUIET, Key="dst")["UploadId"]
-    with pytest.raises(ClientError) as refused:
-        s3.upload_part_copy(
-            Bucket=QUIET,
-            Key="dst",
-            UploadId=upload,
-            PartNumber=1,
-            CopySource={"Bucket": QUIET, "Key": "src"},
-            CopySourceRange="bytes=5-99",
-        )
-    assert refused.value.response["Error"]["Code"] == "InvalidRange"
-
-
-def test_a_copy_of_a_missing_source_part_is_404(s3: Any) -> None:
     upload = s3.create_multipart_upload(Bucket=NOTIFIED, Key="dst")["UploadId"]
     with pytest.raises(ClientError) as refused:
         s3.upload_part_copy(
@@ -58,9 +50,10 @@ def test_a_copy_of_a_missing_source_part_is_404(s3: Any) -> None:
             Key="dst",
             UploadId=upload,
             PartNumber=1,
-            CopySource={"Bucket": QUIET, "Key": "missing"},
+            CopySource={"Bucket": QUIET, "Key": source},
+            CopySourceRange=copy_range,
         )
-    assert refused.value.response["Error"]["Code"] == "NoSuchKey"
+    assert refused.value.response["Error"]["Code"] == code
 
 
 def test_a_non_utf8_header_is_a_400(store: S3Server) -> None:
