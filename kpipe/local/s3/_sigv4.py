@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote
 
 from kpipe.local.s3._errors import S3Refusal, access_denied, signature_mismatch
@@ -271,6 +272,7 @@ def _verify_v2(
     else:
         access_key, _, signature = headers["authorization"][4:].partition(":")
         when = "" if "x-amz-date" in headers else headers.get("date", "")
+        _check_v2_date(headers.get("x-amz-date") or headers.get("date", ""), now)
     amz = "".join(
         f"{name}:{headers[name].strip()}\n" for name in sorted(headers) if name.startswith("x-amz-")
     )
@@ -290,6 +292,18 @@ def _verify_v2(
         ]
     )
     return check_v2_signature(secrets, access_key, text, signature)
+
+
+def _check_v2_date(text: str, now: datetime) -> None:
+    """A V2 header-signed request's date: there, readable, and within the skew."""
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        raise access_denied("the request's date is missing or malformed") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if abs(now - when) > _SKEW:
+        raise S3Refusal(403, "RequestTimeTooSkewed", "The request time is too far from ours.")
 
 
 def check_v2_signature(

@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from minio import Minio
 
-from tests.kpipe.local.s3.conftest import NOTIFIED
+from tests.kpipe.local.s3.conftest import NOTIFIED, boto
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +136,29 @@ def test_a_key_that_cannot_be_a_file_is_refused_and_hides_nothing(
     assert _status(refused) == status
     assert refused.value.response["Error"]["Code"] == code
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=NOTIFIED)["Contents"]] == [there]
+
+
+@pytest.fixture
+def v2(store: Any) -> Any:
+    """boto3 signing every request with V2, as older tools do."""
+    return boto(store, Config(signature_version="s3"))
+
+
+def test_v2_signed_requests_work(v2: Any) -> None:
+    v2.put_object(Bucket=NOTIFIED, Key="dir/a b+c.jpg", Body=b"v2")
+    assert v2.get_object(Bucket=NOTIFIED, Key="dir/a b+c.jpg")["Body"].read() == b"v2"
+    assert [o["Key"] for o in v2.list_objects(Bucket=NOTIFIED)["Contents"]] == ["dir/a b+c.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("date", "code"),
+    [("Tue, 07 Jul 2010 21:53:04 GMT", "RequestTimeTooSkewed"), ("Bad Date", "AccessDenied")],
+)
+def test_a_v2_request_out_of_time_is_refused(v2: Any, date: str, code: str) -> None:
+    def dated(request: Any, **_: Any) -> None:
+        request.headers["x-amz-date"] = date
+
+    v2.meta.events.register("before-sign.s3.PutObject", dated)
+    with pytest.raises(ClientError) as refused:
+        v2.put_object(Bucket=NOTIFIED, Key="k.jpg", Body=b"x")
+    assert (_status(refused), refused.value.response["Error"]["Code"]) == (403, code)
