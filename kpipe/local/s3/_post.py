@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from kpipe.local.s3._sigv4 import ALGORITHM, check_v2_signature, check_v4_policy
 # Fields are small; past this the form is refused before the file is read.
 _MAX_FIELDS_BYTES = 64 * 1024
 _SPOOL_BYTES = 1024 * 1024
+# S3's form of a policy's expiration: 2026-12-07T12:00:00Z, with or without milliseconds.
+_EXPIRATION = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 # Fields no policy condition has to name (S3's rule).
 _UNCHECKED = frozenset(
     {"policy", "signature", "x-amz-signature", "awsaccesskeyid", "file", "x-amz-security-token"}
@@ -211,8 +214,12 @@ def check_form(form: PostForm, bucket: str, secrets: Mapping[str, str], now: dat
     Raises:
         S3Refusal: unsigned, expired, a field the policy does not allow, a file out of range.
     """
+    if not form.get("key"):
+        raise S3Refusal(400, "InvalidArgument", "Bucket POST must contain a field named 'key'.")
     if not form.get("policy"):
         raise access_denied("a form upload needs a signed policy")
+    if not (form.get("signature") or form.get("x-amz-signature")):
+        raise S3Refusal(400, "InvalidArgument", "Bucket POST must contain a signature.")
     if form.get("x-amz-algorithm") == ALGORITHM:
         access_key = check_v4_policy(
             secrets, form.get("x-amz-credential"), form.get("policy"), form.get("x-amz-signature")
@@ -224,10 +231,10 @@ def check_form(form: PostForm, bucket: str, secrets: Mapping[str, str], now: dat
     else:
         raise access_denied("the form's signature fields are missing")
     policy = _policy(form)
-    try:
-        expires = datetime.fromisoformat(str(policy.get("expiration", "")).replace("Z", "+00:00"))
-    except ValueError:
-        raise _malformed("the policy's expiration is malformed") from None
+    expiration = str(policy.get("expiration", ""))
+    if _EXPIRATION.fullmatch(expiration) is None:
+        raise S3Refusal(400, "InvalidPolicyDocument", "the policy's expiration is not ISO 8601")
+    expires = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
     if now >= expires.astimezone(UTC):
         raise access_denied("Invalid according to Policy: Policy expired.")
     values = {k.lower(): v for k, v in form.fields.items()} | {"bucket": bucket, "key": form.key}

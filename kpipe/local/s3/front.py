@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
 _PENDING_COMPLETIONS = 1024
 _V2_PARAMS = frozenset({"AWSAccessKeyId", "Signature", "Expires"})
 _CHUNK = 1024 * 1024
+_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 
 __all__ = ["HEALTH_PATHS", "Backend", "S3Front"]
 
@@ -222,11 +224,14 @@ class S3Front:
 
     def _conditional(self, call: S3Call) -> bool:
         if call.method in ("GET", "HEAD") and call.key:
-            return any(h in call.headers for h in ("if-match", "if-unmodified-since"))
+            # rclone answers If-None-Match itself, and none of the others.
+            names = ("if-match", "if-unmodified-since", "if-modified-since")
+            return any(h in call.headers for h in names)
         if call.method != "PUT" or call.creation() is None:
             return False
-        names = ("if-match", "if-none-match", *COPY_CONDITIONS)
-        return any(h in call.headers for h in names)
+        if "x-amz-copy-source" in call.headers:
+            return True  # a copy to itself is checked too
+        return "if-match" in call.headers or "if-none-match" in call.headers
 
     async def _preconditions(self, call: S3Call) -> None:
         """Check the request's conditions against the objects there now (S3Refusal if not met)."""
@@ -237,6 +242,14 @@ class S3Front:
                 check_read(headers, current)
             return
         source = call.copy_source
+        replacing = headers.get("x-amz-metadata-directive", "").upper() == "REPLACE"
+        if source == (call.bucket, call.key) and not replacing:
+            raise S3Refusal(
+                400,
+                "InvalidRequest",
+                "This copy request is illegal because it is trying to copy an object to itself "
+                "without changing the object's metadata.",
+            )
         if source is not None and any(h in headers for h in COPY_CONDITIONS):
             found = await asyncio.to_thread(self._durable.current, *source)
             if found is None:
@@ -444,10 +457,13 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int]:
     """``(first, last)`` byte of ``x-amz-copy-source-range`` (the whole object without one)."""
     if header is None:
         return 0, size - 1
-    first, _, last = header.removeprefix("bytes=").partition("-")
-    if not first.isdigit() or not last.isdigit() or int(first) > int(last) or int(last) >= size:
+    match = _COPY_RANGE.fullmatch(header)
+    if match is None:
+        raise S3Refusal(400, "InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
+    first, last = int(match[1]), int(match[2])
+    if first > last or last >= size:
         raise S3Refusal(416, "InvalidRange", "The requested range is not satisfiable")
-    return int(first), int(last)
+    return first, last
 
 
 def _end_to_end(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

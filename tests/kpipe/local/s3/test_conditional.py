@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -80,3 +81,21 @@ def test_get_if_none_match_is_304(s3: Any, etag: str) -> None:
 
 def test_get_if_match_another_etag_is_412(s3: Any, etag: str) -> None:
     assert _refused(s3.get_object, Bucket=QUIET, Key="k.jpg", IfMatch='"nope"') == 412
+
+
+def test_get_if_modified_since_now_is_304(s3: Any, etag: str) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert _refused(s3.get_object, Bucket=QUIET, Key="k.jpg", IfModifiedSince=later) == 304
+
+
+def test_a_copy_to_itself_needs_new_metadata(s3: Any, etag: str) -> None:
+    source = {"Bucket": QUIET, "Key": "k.jpg"}
+    assert _refused(s3.copy_object, Bucket=QUIET, Key="k.jpg", CopySource=source) == 400
+    s3.copy_object(
+        Bucket=QUIET,
+        Key="k.jpg",
+        CopySource=source,
+        Metadata={"camera": "X100"},
+        MetadataDirective="REPLACE",
+    )
+    assert s3.head_object(Bucket=QUIET, Key="k.jpg")["Metadata"] == {"camera": "X100"}

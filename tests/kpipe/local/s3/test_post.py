@@ -135,3 +135,15 @@ def test_a_form_to_a_missing_bucket_is_a_404(signer: Any) -> None:
     answer = _post(form)
     assert answer.status_code == 404
     assert b"<Code>NoSuchBucket</Code>" in answer.content
+
+
+@pytest.mark.parametrize(
+    ("dropped", "code"), [("key", "InvalidArgument"), ("signature", "InvalidArgument")]
+)
+def test_a_form_without_its_key_or_signature_is_a_400(signer: Any, dropped: str, code: str) -> None:
+    form = signer.generate_presigned_post(NOTIFIED, "k.jpg")
+    fields = form["fields"]
+    del fields[dropped if dropped in fields else f"x-amz-{dropped}"]
+    answer = _post(form)
+    assert answer.status_code == 400
+    assert f"<Code>{code}</Code>".encode() in answer.content

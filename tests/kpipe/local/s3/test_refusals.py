@@ -37,7 +37,13 @@ def test_a_bad_request_is_a_4xx_with_an_error_body(
 
 @pytest.mark.parametrize(
     ("source", "copy_range", "code"),
-    [("src", "bytes=5-99", "InvalidRange"), ("missing", "bytes=0-1", "NoSuchKey")],
+    [
+        ("src", "bytes=5-99", "InvalidRange"),
+        ("missing", "bytes=0-1", "NoSuchKey"),
+        ("src", "0-2", "InvalidArgument"),
+        ("src", "bytes=0", "InvalidArgument"),
+        ("src", "bytes=0-2,3-5", "InvalidArgument"),
+    ],
 )
 def test_a_part_copy_that_cannot_be_done_is_refused(
     s3: Any, source: str, copy_range: str, code: str
