@@ -198,8 +198,9 @@ class S3Front:
         conditional = self._conditional(call)
         if resign or conditional:
             self._verify(call)
-        if conditional or target is not None:
-            # One creating request at a time per key: a condition holds until the write.
+        if conditional:
+            # One conditional request at a time per key: its condition holds until it is done.
+            # (Not every upload: a client may start a second one inside the first.)
             async with self._lock(call.bucket, call.key):
                 await self._preconditions(call)
                 await self._forward(call, scope, receive, send, target, resign)
@@ -395,15 +396,14 @@ class S3Front:
             if not key or key.endswith("/"):
                 raise S3Refusal(400, "InvalidArgument", "the form's key is empty or a folder")
             self._durable.check_path(call.bucket, key)
-            async with self._lock(call.bucket, key):
-                status, out, body = await self._store(call.bucket, key, form)
-                if status != 200:
-                    return status, out, body
-                target = self._notified(Creation("s3:ObjectCreated:Post", call.bucket, key))
-                if target is not None:
-                    finished = await self._finish(target, scope, call, (status, out, body))
-                    if finished[0] != 200:
-                        return finished
+            status, out, body = await self._store(call.bucket, key, form)
+            if status != 200:
+                return status, out, body
+            target = self._notified(Creation("s3:ObjectCreated:Post", call.bucket, key))
+            if target is not None:
+                finished = await self._finish(target, scope, call, (status, out, body))
+                if finished[0] != 200:
+                    return finished
         finally:
             form.close()
         etag = next((v for k, v in out if k.lower() == b"etag"), b"")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -162,3 +163,17 @@ def test_a_v2_request_out_of_time_is_refused(v2: Any, date: str, code: str) -> N
     with pytest.raises(ClientError) as refused:
         v2.put_object(Bucket=NOTIFIED, Key="k.jpg", Body=b"x")
     assert (_status(refused), refused.value.response["Error"]["Code"]) == (403, code)
+
+
+def test_a_second_upload_of_a_key_started_inside_the_first_finishes(s3: Any) -> None:
+    # s3-tests' atomic dual write: the first upload's body starts the second.
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": NOTIFIED, "Key": "k.jpg"})
+
+    def body() -> Iterator[bytes]:
+        yield b"fir"
+        assert httpx.put(url, content=b"second", timeout=10).status_code == 200
+        yield b"st"
+
+    answer = httpx.put(url, content=body(), headers={"content-length": "5"}, timeout=10)
+    assert answer.status_code == 200
+    assert s3.get_object(Bucket=NOTIFIED, Key="k.jpg")["Body"].read() == b"first"
