@@ -28,8 +28,12 @@ def s3_error(status: int, code: str, message: str) -> tuple[int, list[tuple[byte
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
     ).encode()
-    headers = [(b"content-type", b"application/xml"), (b"content-length", str(len(body)).encode())]
-    return status, headers, body
+    return status, xml_headers(body), body
+
+
+def xml_headers(xml: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers of an answer whose body is ``xml``."""
+    return [(b"content-type", b"application/xml"), (b"content-length", str(len(xml)).encode())]
 
 
 def access_denied(message: str = "Access Denied") -> S3Refusal:

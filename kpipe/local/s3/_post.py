@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -29,7 +31,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-from kpipe.local.s3._errors import S3Refusal, access_denied
+from kpipe.local.s3._errors import S3Refusal, access_denied, xml_headers
 from kpipe.local.s3._sigv4 import ALGORITHM, check_v2_signature, check_v4_policy
 
 # Fields are small; past this the form is refused before the file is read.
@@ -278,3 +280,25 @@ def _check(condition: Any, values: Mapping[str, str], size: int) -> set[str]:
     if not ok:
         raise access_denied(f"Invalid according to Policy: Policy Condition failed: {condition!r}")
     return {field_name}
+
+
+def post_answer(
+    form: PostForm, bucket: str, key: str, etag: bytes, url: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The answer to a stored form upload: its redirect, or 201 with XML, or 200/204."""
+    location = f"{url}/{quote(bucket)}/{quote(key, safe='/~')}".encode()
+    redirect = form.get("success_action_redirect") or form.get("redirect")
+    if redirect:
+        separator = "&" if "?" in redirect else "?"
+        query = f"bucket={quote(bucket)}&key={quote(key)}&etag={quote(etag.decode())}"
+        return 303, [(b"location", f"{redirect}{separator}{query}".encode())], b""
+    headers = [(b"etag", etag), (b"location", location)]
+    if form.get("success_action_status") == "201":
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
+            f"<Location>{escape(location.decode())}</Location><Bucket>{escape(bucket)}</Bucket>"
+            f"<Key>{escape(key)}</Key><ETag>{escape(etag.decode())}</ETag></PostResponse>"
+        ).encode()
+        return 201, [*headers, *xml_headers(xml)], xml
+    status = 200 if form.get("success_action_status") == "200" else 204
+    return status, headers, b""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -162,3 +163,19 @@ class S3Call:
         if self.method == "POST" and "uploadId" in self.params:
             return Creation("s3:ObjectCreated:CompleteMultipartUpload", self.bucket, self.key)
         return None
+
+
+_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+
+
+def copy_range(header: str | None, size: int) -> tuple[int, int]:
+    """``(first, last)`` byte of ``x-amz-copy-source-range`` (the whole object without one)."""
+    if header is None:
+        return 0, size - 1
+    match = _COPY_RANGE.fullmatch(header)
+    if match is None:
+        raise S3Refusal(400, "InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
+    first, last = int(match[1]), int(match[2])
+    if first > last or last >= size:
+        raise S3Refusal(416, "InvalidRange", "The requested range is not satisfiable")
+    return first, last

@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
-from xml.sax.saxutils import escape
 
 import aiohttp
 from minio.error import S3Error
@@ -43,9 +40,16 @@ from kpipe.local.s3._cors import CorsPolicy
 from kpipe.local.s3._durable import Backend, Durability
 from kpipe.local.s3._errors import S3Refusal, s3_error
 from kpipe.local.s3._notify import WebhookNotifier
-from kpipe.local.s3._post import PostForm, check_form, read_form
-from kpipe.local.s3._request import COPY_CONDITIONS, HOP_BY_HOP, Creation, S3Call, decode_headers
-from kpipe.local.s3._sigv4 import Request, sign, verify
+from kpipe.local.s3._post import check_form, post_answer, read_form
+from kpipe.local.s3._rclone_client import RcloneClient, end_to_end
+from kpipe.local.s3._request import (
+    COPY_CONDITIONS,
+    Creation,
+    S3Call,
+    copy_range,
+    decode_headers,
+)
+from kpipe.local.s3._sigv4 import verify
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,6 @@ EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
 # Completions acknowledged by rclone but not by the front (kept for the client's retry).
 _PENDING_COMPLETIONS = 1024
 _V2_PARAMS = frozenset({"AWSAccessKeyId", "Signature", "Expires"})
-_CHUNK = 1024 * 1024
-_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 
 __all__ = ["HEALTH_PATHS", "Backend", "S3Front"]
 
@@ -91,14 +93,12 @@ class S3Front:
     ) -> None:
         self._backend = backend
         self._buckets = frozenset(notify_buckets) if notify_buckets is not None else None
-        self._credentials = credentials
         self._secrets = {credentials[0]: credentials[1]}
-        self._region = region
         self._cors = CorsPolicy(cors_origins)
         self._durable = Durability(backend, notifier, credentials, origin or Origin())
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._pending: OrderedDict[str, tuple[Creation, Answer]] = OrderedDict()
-        self._session: aiohttp.ClientSession | None = None
+        self._rclone = RcloneClient(backend, credentials, region)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -117,20 +117,7 @@ class S3Front:
                 return
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                # The backend is on loopback: no connection limit, no decompression.
-                connector=aiohttp.TCPConnector(limit=0, force_close=False),
-                auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=300),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            )
-        return self._session
+        await self._rclone.aclose()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] in HEALTH_PATHS and scope["method"] in ("GET", "HEAD"):
@@ -260,13 +247,6 @@ class S3Front:
             there = await asyncio.to_thread(self._durable.current, call.bucket, call.key)
             check_write(headers, there)
 
-    def _own(self, method: str, path: str, query: str, headers: dict[str, str]) -> dict[str, str]:
-        """``headers`` signed with the front's key for a request to rclone."""
-        request = Request(method, path, query, {**headers, "host": self._backend.endpoint})
-        signed = sign(request, *self._credentials, self._region, datetime.now(UTC))
-        del signed["host"]  # aiohttp sends the same Host
-        return signed
-
     async def _forward(
         self,
         call: S3Call,
@@ -282,10 +262,10 @@ class S3Front:
             pairs = [p for p in query.split("&") if p.partition("=")[0] not in _V2_PARAMS]
             query = "&".join(pairs)
             kept = {k: v for k, v in headers.items() if k not in ("authorization", "host")}
-            headers = self._own(call.method, call.raw_path, query, kept)
+            headers = self._rclone.sign(call.method, call.raw_path, query, kept)
         path = call.raw_path + ("?" + query if query else "")
         try:
-            async with self._client().request(
+            async with self._rclone.session.request(
                 call.method,
                 # encoded: the path goes as it was signed (no re-quoting, no dot removal).
                 URL(self._backend.url + path, encoded=True),
@@ -294,7 +274,7 @@ class S3Front:
                 allow_redirects=False,
                 skip_auto_headers=("Content-Type",),
             ) as response:
-                status, out = response.status, _end_to_end(response.raw_headers)
+                status, out = response.status, end_to_end(response.raw_headers)
                 if call.method == "GET" and ("range" in call.headers or status == 304):
                     status, out = _ranged(status, out)
                 if target is None:
@@ -356,36 +336,10 @@ class S3Front:
         if found is None:
             raise S3Refusal(404, "NoSuchKey", "The specified key does not exist.")
         check_copy_source(call.headers, found.current)
-        first, last = _copy_range(call.headers.get("x-amz-copy-source-range"), found.size)
+        first, last = copy_range(call.headers.get("x-amz-copy-source-range"), found.size)
         async for _ in _body(receive):
             pass  # an UploadPartCopy has no body
-        source_path = "/" + quote(source[0]) + "/" + quote(source[1], safe="/~")
-        get_headers = self._own("GET", source_path, "", {"range": f"bytes={first}-{last}"})
-        client = self._client()
-        async with client.get(
-            URL(self._backend.url + source_path, encoded=True), headers=get_headers
-        ) as got:
-            if got.status not in (200, 206):
-                return got.status, _end_to_end(got.raw_headers), await got.read()
-            length = str(last - first + 1)
-            put_headers = self._own(
-                "PUT", call.raw_path, call.query_string, {"content-length": length}
-            )
-            async with client.put(
-                URL(f"{self._backend.url}{call.raw_path}?{call.query_string}", encoded=True),
-                headers=put_headers,
-                data=got.content.iter_chunked(_CHUNK),
-            ) as put:
-                body = await put.read()
-                if put.status != 200:
-                    return put.status, _end_to_end(put.raw_headers), body
-                etag = put.headers.get("ETag", "")
-        modified = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<CopyPartResult>'
-            f"<LastModified>{modified}</LastModified><ETag>{escape(etag)}</ETag></CopyPartResult>"
-        ).encode()
-        return 200, _xml_headers(xml), xml
+        return await self._rclone.copy_part(call.raw_path, call.query_string, source, first, last)
 
     async def _post_object(self, call: S3Call, scope: Scope, receive: Receive) -> Answer:
         """A browser form upload: checked against its policy, stored, notified as ``Post``."""
@@ -396,7 +350,7 @@ class S3Front:
             if not key or key.endswith("/"):
                 raise S3Refusal(400, "InvalidArgument", "the form's key is empty or a folder")
             self._durable.check_path(call.bucket, key)
-            status, out, body = await self._store(call.bucket, key, form)
+            status, out, body = await self._rclone.put_form_file(call.bucket, key, form)
             if status != 200:
                 return status, out, body
             target = self._notified(Creation("s3:ObjectCreated:Post", call.bucket, key))
@@ -407,67 +361,7 @@ class S3Front:
         finally:
             form.close()
         etag = next((v for k, v in out if k.lower() == b"etag"), b"")
-        return _post_answer(form, call.bucket, key, etag, self._backend.url)
-
-    async def _store(self, bucket: str, key: str, form: PostForm) -> Answer:
-        """PUT the form's file into rclone, streamed from its spool."""
-        path = "/" + quote(bucket) + "/" + quote(key, safe="/~")
-        headers = {**form.object_headers(), "content-length": str(form.size)}
-        headers.setdefault("content-type", "binary/octet-stream")
-        file = form.file
-        if file is None:
-            raise S3Refusal(400, "MalformedPOSTRequest", "the form has no file")
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while chunk := await asyncio.to_thread(file.read, _CHUNK):
-                yield chunk
-
-        async with self._client().put(
-            URL(self._backend.url + path, encoded=True),
-            headers=self._own("PUT", path, "", headers),
-            data=chunks(),
-        ) as put:
-            return put.status, _end_to_end(put.raw_headers), await put.read()
-
-
-def _post_answer(form: PostForm, bucket: str, key: str, etag: bytes, url: str) -> Answer:
-    location = f"{url}/{quote(bucket)}/{quote(key, safe='/~')}".encode()
-    redirect = form.get("success_action_redirect") or form.get("redirect")
-    if redirect:
-        separator = "&" if "?" in redirect else "?"
-        query = f"bucket={quote(bucket)}&key={quote(key)}&etag={quote(etag.decode())}"
-        return 303, [(b"location", f"{redirect}{separator}{query}".encode())], b""
-    headers = [(b"etag", etag), (b"location", location)]
-    if form.get("success_action_status") == "201":
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
-            f"<Location>{escape(location.decode())}</Location><Bucket>{escape(bucket)}</Bucket>"
-            f"<Key>{escape(key)}</Key><ETag>{escape(etag.decode())}</ETag></PostResponse>"
-        ).encode()
-        return 201, [*headers, *_xml_headers(xml)], xml
-    status = 200 if form.get("success_action_status") == "200" else 204
-    return status, headers, b""
-
-
-def _xml_headers(xml: bytes) -> list[tuple[bytes, bytes]]:
-    return [(b"content-type", b"application/xml"), (b"content-length", str(len(xml)).encode())]
-
-
-def _copy_range(header: str | None, size: int) -> tuple[int, int]:
-    """``(first, last)`` byte of ``x-amz-copy-source-range`` (the whole object without one)."""
-    if header is None:
-        return 0, size - 1
-    match = _COPY_RANGE.fullmatch(header)
-    if match is None:
-        raise S3Refusal(400, "InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
-    first, last = int(match[1]), int(match[2])
-    if first > last or last >= size:
-        raise S3Refusal(416, "InvalidRange", "The requested range is not satisfiable")
-    return first, last
-
-
-def _end_to_end(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
+        return post_answer(form, call.bucket, key, etag, self._backend.url)
 
 
 def _ranged(status: int, out: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:
