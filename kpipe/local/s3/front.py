@@ -26,15 +26,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 from minio.error import S3Error
 from yarl import URL
 
 from eventing.notifications import Origin
+from kpipe.local.s3._asgi import Receive, Scope, Send, adding, request_body, respond
 from kpipe.local.s3._conditions import check_copy_source, check_read, check_write
 from kpipe.local.s3._cors import CorsPolicy
 from kpipe.local.s3._durable import Backend, Durability
@@ -53,10 +53,6 @@ from kpipe.local.s3._sigv4 import verify
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 HEALTH_PATHS = frozenset({"/minio/health/live", "/minio/health/ready"})
@@ -121,23 +117,23 @@ class S3Front:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] in HEALTH_PATHS and scope["method"] in ("GET", "HEAD"):
-            await _respond(send, 200, [(b"content-length", b"0")], b"")
+            await respond(send, 200, [(b"content-length", b"0")], b"")
             return
         try:
             headers = decode_headers(scope["headers"])
         except S3Refusal as refusal:
-            await _respond(send, *refusal.answer())
+            await respond(send, *refusal.answer())
             return
         origin = headers.get("origin", "")
         if scope["method"] == "OPTIONS" and origin and "access-control-request-method" in headers:
             asked = headers.get("access-control-request-headers", "")
             allowed = self._cors.preflight(origin, asked)
             if allowed is None:
-                await _respond(send, *s3_error(403, "AccessForbidden", "CORS is not allowed"))
+                await respond(send, *s3_error(403, "AccessForbidden", "CORS is not allowed"))
             else:
-                await _respond(send, 200, [*allowed, (b"content-length", b"0")], b"")
+                await respond(send, 200, [*allowed, (b"content-length", b"0")], b"")
             return
-        send = _adding(send, self._cors.headers(origin))
+        send = adding(send, self._cors.headers(origin))
         call = S3Call.from_scope(scope, headers)
         try:
             await self._dispatch(call, scope, receive, send)
@@ -146,11 +142,11 @@ class S3Front:
             if call.has_body:
                 # Its body may be unread (or never sent, after Expect: 100-continue).
                 out = [*out, (b"connection", b"close")]
-            await _respond(send, status, out, body)
+            await respond(send, status, out, body)
         except S3Error as exc:  # rclone's answer to one of the front's own requests
             code = exc.response.status if exc.response is not None else 503
             status = code if 400 <= code < 500 else 503
-            await _respond(
+            await respond(
                 send,
                 *s3_error(
                     status, exc.code or "ServiceUnavailable", exc.message or "the store refused"
@@ -158,19 +154,19 @@ class S3Front:
             )
         except aiohttp.ClientError as exc:
             log.warning("object store backend failed on %s %s: %s", call.method, call.raw_path, exc)
-            await _respond(send, *s3_error(503, "ServiceUnavailable", "storage backend failed"))
+            await respond(send, *s3_error(503, "ServiceUnavailable", "storage backend failed"))
 
     async def _dispatch(self, call: S3Call, scope: Scope, receive: Receive, send: Send) -> None:
         if call.is_post_object:
-            await _respond(send, *await self._post_object(call, scope, receive))
+            await respond(send, *await self._post_object(call, scope, receive))
             return
         if call.key.endswith("/"):
             self._verify(call)
-            await _respond(send, *await self._folder(call))
+            await respond(send, *await self._folder(call))
             return
         if call.is_upload_part_copy:
             self._verify(call)
-            await _respond(send, *await self._upload_part_copy(call, receive))
+            await respond(send, *await self._upload_part_copy(call, receive))
             return
         if call.key and (call.creation() is not None or "uploads" in call.params):
             self._durable.check_path(call.bucket, call.key)
@@ -179,7 +175,7 @@ class S3Front:
             pending = self._pending.get(call.params["uploadId"])
             if pending is not None:
                 self._verify(call)
-                await _respond(send, *await self._finish(pending[0], scope, call, pending[1]))
+                await respond(send, *await self._finish(pending[0], scope, call, pending[1]))
                 return
         resign = call.signed_v2
         conditional = self._conditional(call)
@@ -270,7 +266,9 @@ class S3Front:
                 # encoded: the path goes as it was signed (no re-quoting, no dot removal).
                 URL(self._backend.url + path, encoded=True),
                 headers=headers,
-                data=_body(receive) if call.has_body or "content-length" in headers else None,
+                data=request_body(receive)
+                if call.has_body or "content-length" in headers
+                else None,
                 allow_redirects=False,
                 skip_auto_headers=("Content-Type",),
             ) as response:
@@ -286,9 +284,9 @@ class S3Front:
                 body = await response.read()
         except aiohttp.ClientError as exc:
             log.warning("object store backend failed on %s %s: %s", call.method, path, exc)
-            await _respond(send, *s3_error(503, "ServiceUnavailable", "storage backend failed"))
+            await respond(send, *s3_error(503, "ServiceUnavailable", "storage backend failed"))
             return
-        await _respond(send, *await self._finish(target, scope, call, (status, out, body)))
+        await respond(send, *await self._finish(target, scope, call, (status, out, body)))
 
     async def _finish(self, target: Creation, scope: Scope, call: S3Call, answer: Answer) -> Answer:
         """Make a created object durable and notified, then its answer; a 503 if that fails."""
@@ -337,13 +335,13 @@ class S3Front:
             raise S3Refusal(404, "NoSuchKey", "The specified key does not exist.")
         check_copy_source(call.headers, found.current)
         first, last = copy_range(call.headers.get("x-amz-copy-source-range"), found.size)
-        async for _ in _body(receive):
+        async for _ in request_body(receive):
             pass  # an UploadPartCopy has no body
         return await self._rclone.copy_part(call.raw_path, call.query_string, source, first, last)
 
     async def _post_object(self, call: S3Call, scope: Scope, receive: Receive) -> Answer:
         """A browser form upload: checked against its policy, stored, notified as ``Post``."""
-        form = await read_form(call.headers["content-type"], _body(receive))
+        form = await read_form(call.headers["content-type"], request_body(receive))
         try:
             check_form(form, call.bucket, self._secrets, datetime.now(UTC))
             key = form.key
@@ -374,41 +372,3 @@ def _ranged(status: int, out: list[tuple[bytes, bytes]]) -> tuple[int, list[tupl
     kept = [(k, v) for k, v in out if not k.lower().startswith(b"x-amz-checksum")]
     ranged = any(k.lower() == b"content-range" for k, _ in out)
     return (206 if status == 200 and ranged else status), kept
-
-
-def _adding(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
-    """``send`` with ``extra`` headers on the answer (CORS), replacing rclone's own."""
-    if not extra:
-        return send
-    names = {k for k, _ in extra}
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            kept = [(k, v) for k, v in message["headers"] if k.lower() not in names]
-            kept = [(k, v) for k, v in kept if not k.lower().startswith(b"access-control-")]
-            message = {**message, "headers": [*kept, *extra]}
-        await send(message)
-
-    return sending
-
-
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    """The request body as it arrives (never all in memory)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    if status == 304:
-        headers, body = [(k, v) for k, v in headers if k != b"content-length"], b""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
