@@ -64,6 +64,7 @@ class S3Server(Running):
             temporary directory removed at :meth:`stop`.
         credentials: the access and secret key clients sign with.
         backend_port: rclone's own port (0: any free port).
+        cors_origins: the origins browsers may call the store from (``*``: all).
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class S3Server(Running):
         data_dir: Path | None = None,
         credentials: tuple[str, str] = DEFAULT_CREDENTIALS,
         backend_port: int = 0,
+        cors_origins: Iterable[str] = ("*",),
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="kpipe-s3-") if data_dir is None else None
         home = data_dir if data_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
@@ -92,8 +94,17 @@ class S3Server(Running):
             credentials,
             notify_buckets,
             Origin(principal=credentials[0], endpoint=f"http://{host}:{self.port}"),
+            cors_origins=cors_origins,
         )
-        config = uvicorn.Config(self.front, log_config=None, access_log=False, lifespan="on")
+        # rclone's answers carry their own Date and Server headers.
+        config = uvicorn.Config(
+            self.front,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+            date_header=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -157,6 +168,13 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--webhook", "webhooks", multiple=True, envvar="KPIPE_WEBHOOK_URL")
 @click.option("--webhook-token", default=None, envvar="KPIPE_WEBHOOK_TOKEN")
 @click.option("--notify-bucket", "notify_buckets", multiple=True, help="Default: all buckets.")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    envvar="KPIPE_S3_CORS_ORIGINS",
+    help="Origins browsers may call the store from (default: all, '*').",
+)
 @click.option("--access-key", envvar="MINIO_ACCESS_KEY", default=DEFAULT_CREDENTIALS[0])
 @click.option("--secret-key", envvar="MINIO_SECRET_KEY", default=DEFAULT_CREDENTIALS[1])
 def main(
@@ -168,6 +186,7 @@ def main(
     webhooks: tuple[str, ...],
     webhook_token: str | None,
     notify_buckets: tuple[str, ...],
+    cors_origins: tuple[str, ...],
     access_key: str,
     secret_key: str,
 ) -> None:
@@ -185,6 +204,7 @@ def main(
         data_dir=data_dir,
         credentials=(access_key, secret_key),
         backend_port=backend_port,
+        cors_origins=_split(cors_origins) or ("*",),
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
