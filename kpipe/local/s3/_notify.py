@@ -184,6 +184,8 @@ class _WebhookPoster(threading.Thread):
                     self._stopping.wait(1.0)
                     continue
                 if isinstance(delivered, _Refused):
+                    # Kept before it is counted, so what the count says is on disk.
+                    self._queue.bury(seq, delivered)
                     self.refused += 1
                     log.warning(
                         "webhook %s: notification %d refused for good (HTTP %d: %s); "
@@ -193,7 +195,6 @@ class _WebhookPoster(threading.Thread):
                         delivered.status,
                         delivered.answer[:200],
                     )
-                    self._queue.bury(seq, delivered)
                     continue
                 if delivered:
                     self.delivered += 1
