@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from eventing.contract import (
@@ -29,6 +31,14 @@ SPEC = {
 }
 
 
+@pytest.fixture
+def client(tmp_path: Path, catalog: Catalog) -> Iterator[TestClient]:
+    """A router with the two-step pipeline registered."""
+    with make_client(tmp_path, catalog) as client:
+        client.put("/v1/pipelines/faces", json=SPEC)
+        yield client
+
+
 def _post(client: TestClient, event: Event) -> Event | None:
     headers, body = to_http(signed(event))
     response = client.post("/events", headers=headers, content=body)
@@ -42,19 +52,15 @@ def _done(request: Event, cpu_ms: float | None, inference_ms: float | None) -> E
     return Event(EventType.STEP_COMPLETED, "/t", done.to_data(), context=request.context)
 
 
-def test_a_run_shows_what_each_step_and_the_whole_run_cost(
-    tmp_path: Path, catalog: Catalog
-) -> None:
-    with make_client(tmp_path, catalog) as client:
-        client.put("/v1/pipelines/faces", json=SPEC)
-        small = _post(client, ObjectCreated("uploads", "a.jpg", 1, "e").to_event("/t"))
-        assert small is not None
-        found = _post(client, _done(small, 12.5, 0.0))
-        assert found is not None
-        assert found.context is not None
-        _post(client, _done(found, 3.0, 30.25))
-        run = client.get(f"/v1/runs/{found.context.run}").json()
-        metrics = client.get("/metrics").text
+def test_a_run_shows_what_each_step_and_the_whole_run_cost(client: TestClient) -> None:
+    small = _post(client, ObjectCreated("uploads", "a.jpg", 1, "e").to_event("/t"))
+    assert small is not None
+    found = _post(client, _done(small, 12.5, 0.0))
+    assert found is not None
+    assert found.context is not None
+    _post(client, _done(found, 3.0, 30.25))
+    run = client.get(f"/v1/runs/{found.context.run}").json()
+    metrics = client.get("/metrics").text
     assert [(s["cpu_ms"], s["inference_ms"]) for s in run["steps"]] == [(12.5, 0.0), (3.0, 30.25)]
     assert (run["cpu_ms"], run["inference_ms"]) == (15.5, 30.25)
     cpu = 'kpipe_step_cpu_seconds_total{function="detect_faces",pipeline="faces"} 0.003'
@@ -63,15 +69,11 @@ def test_a_run_shows_what_each_step_and_the_whole_run_cost(
     assert waited in metrics
 
 
-def test_a_part_that_does_not_measure_leaves_the_cost_unknown(
-    tmp_path: Path, catalog: Catalog
-) -> None:
-    with make_client(tmp_path, catalog) as client:
-        client.put("/v1/pipelines/faces", json=SPEC)
-        small = _post(client, ObjectCreated("uploads", "b.jpg", 1, "e").to_event("/t"))
-        assert small is not None
-        assert small.context is not None
-        _post(client, _done(small, None, None))
-        run = client.get(f"/v1/runs/{small.context.run}").json()
+def test_a_part_that_does_not_measure_leaves_the_cost_unknown(client: TestClient) -> None:
+    small = _post(client, ObjectCreated("uploads", "b.jpg", 1, "e").to_event("/t"))
+    assert small is not None
+    assert small.context is not None
+    _post(client, _done(small, None, None))
+    run = client.get(f"/v1/runs/{small.context.run}").json()
     assert run["steps"][0]["cpu_ms"] is None
     assert run["cpu_ms"] is None
